@@ -1,0 +1,24 @@
+"""The `batch-openai` command line.
+
+Each command group lives in its own module and imports heavy dependencies (Prefect, the
+server, pandas) inside the command body, so `batch-openai --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from batch_openai.cli import local as _local
+
+app = typer.Typer(
+    name="batch-openai",
+    help="Run and manage OpenAI Batch API jobs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_local.app, name="local")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
