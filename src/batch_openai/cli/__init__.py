@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from batch_openai.cli import batches as _batches
+from batch_openai.cli import demo as _demo
 from batch_openai.cli import local as _local
+from batch_openai.cli import run as _run
 
 app = typer.Typer(
     name="batch-openai",
@@ -17,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_local.app, name="local")
+_batches.register(app)
+_run.register(app)
+_demo.register(app)
 
 
 def main() -> None:
