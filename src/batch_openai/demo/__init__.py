@@ -1,0 +1,1 @@
+"""The bundled demo: dataset and the job it runs."""
