@@ -1,0 +1,174 @@
+"""Registry records through Prefect's API: every write, and reads when a server (or no SQLite) is in use.
+
+The default registry talks to whatever Prefect's settings name (a server in `PREFECT_API_URL`, or the
+process's ephemeral engine), the same way flows do, so both see one set of records. A registry with a
+home of its own (`BatchRegistry(path=...)`) gets its own ephemeral server on that home's database,
+started once per process and stopped at exit.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batch_openai._registry_record import (
+    NAME_PREFIX,
+    RECORD_TAG,
+    STATUS_TAG_PREFIX,
+    BatchRecord,
+    decode_record,
+    encode_record,
+    merge_records,
+    status_tags,
+    variable_name,
+)
+from batch_openai._registry_target import Target
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+__all__ = ["ApiStore"]
+
+_PAGE = 200  # the largest page Prefect's API serves
+_servers: dict[Path, Any] = {}
+_servers_lock = threading.Lock()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _home_api_url(home: Path) -> str:
+    """The API URL of this process's ephemeral server for `home`, started on first use."""
+    with _servers_lock:
+        server = _servers.get(home)
+        if server is None or not server.running:
+            from prefect.server.api.server import SubprocessASGIServer
+            from prefect.settings import (
+                PREFECT_HOME,
+                PREFECT_SERVER_DATABASE_CONNECTION_URL,
+                temporary_settings,
+            )
+
+            home.mkdir(parents=True, exist_ok=True)
+            updates = {
+                PREFECT_HOME: str(home),
+                PREFECT_SERVER_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home}/prefect.db",
+            }
+            # A port of our own gives a server instance of our own (Prefect keys its singletons by port).
+            with temporary_settings(updates=updates):
+                server = SubprocessASGIServer(port=_free_port())
+                server.start()
+            _servers[home] = server
+        return str(server.api_url)
+
+
+class ApiStore:
+    """Read, write and delete records as Prefect Variables through the Prefect client."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._held: SyncPrefectClient | None = None
+
+    @contextmanager
+    def client(self) -> Iterator[SyncPrefectClient]:
+        """A Prefect client for this store's target (the held one inside `hold()`)."""
+        if self._held is not None:
+            yield self._held
+            return
+        from prefect.client.orchestration import SyncPrefectClient, get_client
+
+        if self._target.explicit_home and self._target.home is not None:
+            with SyncPrefectClient(_home_api_url(self._target.home)) as client:
+                yield client
+        else:
+            with get_client(sync_client=True) as client:
+                yield client
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep one client open for many operations (5–15 ms a call instead of 30–45 ms)."""
+        if self._held is not None:
+            yield
+            return
+        with self.client() as client:
+            self._held = client
+            try:
+                yield
+            finally:
+                self._held = None
+
+    def read(self, batch_id: str) -> BatchRecord | None:
+        """One record, or None."""
+        with self.client() as client:
+            variable = client.read_variable_by_name(variable_name(batch_id))
+        if variable is None or not isinstance(variable.value, dict):
+            return None
+        return decode_record(variable.value)
+
+    def list(self, *, status: str | None = None) -> list[BatchRecord]:
+        """Every record (optionally of one status), newest first; filtered and paged by the server."""
+        tags = [RECORD_TAG] if status is None else [RECORD_TAG, STATUS_TAG_PREFIX + status]
+        body: dict[str, Any] = {
+            "variables": {"name": {"like_": NAME_PREFIX}, "tags": {"all_": tags}},
+            "sort": "CREATED_DESC",
+            "limit": _PAGE,
+        }
+        records: list[BatchRecord] = []
+        with self.client() as client:
+            offset = 0
+            while True:
+                page = client.request("POST", "/variables/filter", json={**body, "offset": offset}).json()
+                for item in page:
+                    value = item.get("value")
+                    if isinstance(value, dict) and "batch_id" in value:
+                        records.append(decode_record(value))
+                if len(page) < _PAGE:
+                    break
+                offset += _PAGE
+        records.sort(key=lambda r: (r.created_at, r.batch_id), reverse=True)
+        return records
+
+    def put(self, record: BatchRecord, *, force_status: bool = False) -> BatchRecord:
+        """Create or merge-update a record; safe when several processes write the same batch."""
+        from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+        from prefect.exceptions import ObjectAlreadyExists
+
+        name = variable_name(record.batch_id)
+        with self.client() as client:
+            for _ in range(3):
+                existing = client.read_variable_by_name(name)
+                if existing is None:
+                    try:
+                        client.create_variable(
+                            VariableCreate(
+                                name=name, value=encode_record(record), tags=status_tags(record.status)
+                            )
+                        )
+                        return record
+                    except ObjectAlreadyExists:
+                        continue  # another writer created it first: merge into theirs
+                old = decode_record(existing.value) if isinstance(existing.value, dict) else None
+                merged = merge_records(old, record, force_status=force_status)
+                client.update_variable(
+                    VariableUpdate(name=name, value=encode_record(merged), tags=status_tags(merged.status))
+                )
+                return merged
+        raise RuntimeError(f"could not write the registry record of {record.batch_id!r}")
+
+    def delete(self, batch_id: str) -> bool:
+        """Remove a record; False if it was not there."""
+        from prefect.exceptions import ObjectNotFound
+
+        with self.client() as client:
+            try:
+                client.delete_variable_by_name(variable_name(batch_id))
+            except ObjectNotFound:
+                return False
+        return True
