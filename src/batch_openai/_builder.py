@@ -1,0 +1,408 @@
+"""`BatchRequestBuilder`: collect requests for any Batch API endpoint, validate them, write or submit them.
+
+Each request is encoded with orjson the moment it is added: that copies it (later changes to the caller's
+`messages` do not leak in), proves it is JSON, and makes writing 50,000 lines a matter of joining bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import orjson
+
+from batch_openai._errors import BatchValidationError
+from batch_openai._jsonl import encode_line, iter_lines
+from batch_openai._retry import RetryPolicy
+from batch_openai._shards import Shard, write_shards
+from batch_openai._validation import (
+    MAX_FILE_BYTES,
+    MAX_REQUESTS,
+    check_body,
+    check_custom_id,
+    check_endpoint,
+    embedding_weight,
+)
+
+if TYPE_CHECKING:
+    from batch_openai._job import BatchJob
+
+__all__ = ["BatchRequestBuilder"]
+
+_CHAT = "/v1/chat/completions"
+_RESPONSES = "/v1/responses"
+_EMBEDDINGS = "/v1/embeddings"
+_COMPLETIONS = "/v1/completions"
+_MODERATIONS = "/v1/moderations"
+# Datetimes and dataclasses are not JSON: refuse them instead of letting orjson quietly stringify them.
+_DUMPS_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _is_model_class(value: object) -> bool:
+    return isinstance(value, type) and hasattr(value, "model_json_schema")
+
+
+def _strict_format(model: type) -> dict[str, Any]:
+    # The SDK's own helper: strict schema with additionalProperties false, refs inlined as the service wants.
+    from openai.lib._parsing._completions import type_to_response_format_param
+
+    return dict(type_to_response_format_param(model))  # type: ignore[arg-type]
+
+
+def _strict_text_format(model: type) -> dict[str, Any]:
+    from openai.lib._parsing._responses import type_to_text_format_param
+
+    return dict(type_to_text_format_param(model))
+
+
+class BatchRequestBuilder:
+    """Collects batch requests (chat, responses, embeddings, completions, moderations) to submit."""
+
+    def __init__(self, *, check_models: bool = True) -> None:
+        self.check_models = check_models
+        self._ids: list[str | None] = []
+        self._urls: list[str] = []
+        self._models: list[str] = []
+        self._bodies: list[bytes] = []
+        self._weights: list[int] = []
+        self._explicit: set[str] = set()
+        self._final: list[str] | None = None
+
+    # ---------------------------------------------------------------- adding
+    def _label(self, custom_id: str | None, line: int | None) -> str:
+        if line is not None:
+            return f"request (line {line}{f', custom_id {custom_id!r}' if custom_id else ''})"
+        if custom_id is not None:
+            return f"request (custom_id {custom_id!r})"
+        return f"request #{len(self._ids)} (0-based, no custom_id)"
+
+    def _encode(self, body: Mapping[str, Any], custom_id: str | None, line: int | None = None) -> bytes:
+        try:
+            return orjson.dumps(body, option=_DUMPS_OPTS)
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            raise BatchValidationError(
+                f"{self._label(custom_id, line)} holds a value that is not JSON ({exc}); convert it to "
+                "str/int/float/bool/None/list/dict first (e.g. model.model_dump(), str(date))",
+                custom_id=custom_id,
+                line=line,
+            ) from None
+
+    def _append(
+        self,
+        url: str,
+        body: dict[str, Any],
+        custom_id: str | None,
+        *,
+        line: int | None = None,
+        checked: bool = False,
+    ) -> Self:
+        if custom_id is not None:
+            check_custom_id(custom_id, line)
+            if custom_id in self._explicit:
+                where = f" at line {line}" if line else ""
+                raise BatchValidationError(
+                    f"duplicate custom_id {custom_id!r}{where}; every request needs a unique custom_id",
+                    custom_id=custom_id,
+                    line=line,
+                )
+        model = body.get("model") if checked else None
+        if not checked:
+            try:
+                model = check_body(url, body, custom_id=custom_id, line=line, check_models=self.check_models)
+            except BatchValidationError as exc:
+                if custom_id is None and line is None:  # name the request by its position instead
+                    raise BatchValidationError(
+                        str(exc).replace("request:", self._label(None, None) + ":", 1)
+                    ) from None
+                raise
+        for key, value in body.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise BatchValidationError(
+                    f"{self._label(custom_id, line)}: {key}={value} is not valid JSON; pass a finite number",
+                    custom_id=custom_id,
+                    line=line,
+                )
+        encoded = self._encode(body, custom_id, line)
+        if custom_id is not None:
+            self._explicit.add(custom_id)
+            if self._final is not None and custom_id in self._final:
+                self._final = None  # a generated id now collides: regenerate so it never does
+        self._ids.append(custom_id)
+        self._urls.append(url)
+        self._models.append(model)  # type: ignore[arg-type]
+        self._bodies.append(encoded)
+        self._weights.append(embedding_weight(body) if url == _EMBEDDINGS else 1)
+        return self
+
+    def add(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        custom_id: str | None = None,
+        model: str,
+        **params: Any,
+    ) -> Self:
+        """Add one /v1/chat/completions request; `response_format` may be a Pydantic model class."""
+        rf = params.get("response_format")
+        if rf is not None and _is_model_class(rf):
+            params["response_format"] = _strict_format(rf)
+        body = {
+            "model": model,
+            "messages": list(messages) if isinstance(messages, tuple) else messages,
+            **params,
+        }
+        return self._append(_CHAT, body, custom_id)
+
+    def add_response(
+        self,
+        input: Any,
+        *,
+        model: str,
+        custom_id: str | None = None,
+        text_format: type | None = None,
+        **params: Any,
+    ) -> Self:
+        """Add one /v1/responses request; `text_format` (a Pydantic model class) asks for strict output."""
+        if "response_format" in params:
+            raise BatchValidationError(
+                "the responses endpoint has no response_format; "
+                "pass text_format=YourModel (or text={'format': ...})",
+                custom_id=custom_id,
+            )
+        body: dict[str, Any] = {"model": model, "input": input, **params}
+        if text_format is not None:
+            if not _is_model_class(text_format):
+                raise BatchValidationError(
+                    f"text_format must be a Pydantic model class, got {text_format!r}", custom_id=custom_id
+                )
+            text = dict(body.get("text") or {})
+            text["format"] = _strict_text_format(text_format)
+            body["text"] = text
+        return self._append(_RESPONSES, body, custom_id)
+
+    def add_embedding(self, input: Any, *, model: str, custom_id: str | None = None, **params: Any) -> Self:
+        """Add one /v1/embeddings request (`input` a string or a list of them)."""
+        return self._append(_EMBEDDINGS, {"model": model, "input": input, **params}, custom_id)
+
+    def add_completion(self, prompt: Any, *, model: str, custom_id: str | None = None, **params: Any) -> Self:
+        """Add one legacy /v1/completions request."""
+        return self._append(_COMPLETIONS, {"model": model, "prompt": prompt, **params}, custom_id)
+
+    def add_moderation(
+        self,
+        input: Any,
+        *,
+        model: str = "omni-moderation-latest",
+        custom_id: str | None = None,
+        **params: Any,
+    ) -> Self:
+        """Add one /v1/moderations request."""
+        return self._append(_MODERATIONS, {"model": model, "input": input, **params}, custom_id)
+
+    def add_request(self, url: str, body: Mapping[str, Any], *, custom_id: str | None = None) -> Self:
+        """Add a raw request body for any Batch API endpoint (validated like the others)."""
+        check_endpoint(url, custom_id)
+        if not isinstance(body, Mapping):
+            raise BatchValidationError(f"body must be a dict, got {type(body).__name__}", custom_id=custom_id)
+        return self._append(url, dict(body), custom_id)
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike[str], *, check_models: bool = True) -> BatchRequestBuilder:
+        """Load a native batch-input JSONL file; each defect raises `BatchValidationError` naming its line."""
+        p = Path(path)
+        if not p.is_file():
+            raise BatchValidationError(
+                f"input file {str(p)!r} does not exist (or is not a file); check the path"
+            )
+        builder = cls(check_models=check_models)
+        for number, raw in iter_lines(p):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BatchValidationError(
+                    f"{p.name} line {number}: not UTF-8 (byte {exc.start}); re-save the file as UTF-8",
+                    line=number,
+                ) from None
+            if len(raw) + 1 > MAX_FILE_BYTES:
+                raise BatchValidationError(
+                    f"{p.name} line {number}: {len(raw):,} bytes, over the {MAX_FILE_BYTES:,}-byte file "
+                    "limit on its own; shorten that request",
+                    line=number,
+                )
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise BatchValidationError(
+                    f"{p.name} line {number}: invalid JSON ({exc}); each line must be one JSON object",
+                    line=number,
+                ) from None
+            if not isinstance(obj, dict):
+                raise BatchValidationError(
+                    f"{p.name} line {number}: expected a JSON object with custom_id, method, url and body, "
+                    f"got {type(obj).__name__}",
+                    line=number,
+                )
+            for key in ("custom_id", "method", "url", "body"):
+                if key not in obj:
+                    raise BatchValidationError(
+                        f"{p.name} line {number}: missing {key!r}; "
+                        "each line needs custom_id, method, url and body",
+                        line=number,
+                        custom_id=obj.get("custom_id") if isinstance(obj.get("custom_id"), str) else None,
+                    )
+            custom_id = check_custom_id(obj["custom_id"], number)
+            if obj["method"] != "POST":
+                raise BatchValidationError(
+                    f'{p.name} line {number}: method {obj["method"]!r}; batch requests use "POST"',
+                    line=number,
+                    custom_id=custom_id,
+                )
+            url = check_endpoint(obj["url"], custom_id, number)
+            builder._append(url, obj["body"], custom_id, line=number)
+        if not builder._ids:
+            raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
+        return builder
+
+    # ---------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        """Number of requests added so far."""
+        return len(self._ids)
+
+    @property
+    def custom_ids(self) -> list[str]:
+        """Every request's custom_id in order, generated ones included (generated ids never collide)."""
+        if self._final is None or len(self._final) != len(self._ids):
+            used = self._explicit
+            final: list[str] = []
+            for i, cid in enumerate(self._ids):
+                if cid is None:
+                    cid = f"request-{i}"
+                    k = 0
+                    while cid in used:
+                        k += 1
+                        cid = f"request-{i}-{k}"
+                final.append(cid)
+            self._final = final
+        return self._final
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The distinct endpoints used, in first-seen order."""
+        return list(dict.fromkeys(self._urls))
+
+    def validate(self) -> None:
+        """Raise `BatchValidationError` if the builder cannot be submitted (requests are checked at add)."""
+        if not self._ids:
+            raise BatchValidationError("the builder is empty; add at least one request before submitting")
+
+    def to_jsonl(self, path: str | os.PathLike[str]) -> Path:
+        """Write every request to one JSONL file (UTF-8, unescaped) and return its Path."""
+        self.validate()
+        out = Path(path)
+        ids = self.custom_ids
+        with open(out, "wb", buffering=1 << 20) as f:
+            block: list[bytes] = []
+            for i in range(len(ids)):
+                block.append(encode_line(ids[i], self._urls[i], self._bodies[i]))
+                if len(block) >= 1024:
+                    f.write(b"".join(block))
+                    block.clear()
+            f.write(b"".join(block))
+        return out
+
+    def write_shards(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_requests: int = MAX_REQUESTS,
+        max_bytes: int = MAX_FILE_BYTES,
+    ) -> list[Shard]:
+        """Write one file per (endpoint, model) group, split by count and size, named by content hash."""
+        self.validate()
+        return write_shards(
+            directory,
+            ids=self.custom_ids,
+            urls=self._urls,
+            models=self._models,
+            bodies=self._bodies,
+            weights=self._weights,
+            max_requests=min(max_requests, MAX_REQUESTS),
+            max_bytes=min(max_bytes, MAX_FILE_BYTES),
+        )
+
+    # ---------------------------------------------------------------- submitting
+    def submit(
+        self,
+        client: Any,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        max_requests: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BatchJob:
+        """Upload and create one batch per shard (idempotent by content fingerprint); return the job."""
+        from batch_openai._job import BatchJob
+        from batch_openai._submit import submit_file
+
+        tmp = tempfile.mkdtemp(prefix="batch_openai-")
+        try:
+            shards = self.write_shards(tmp, max_requests=max_requests or MAX_REQUESTS)
+            batches = [
+                submit_file(
+                    client,
+                    shard.path,
+                    endpoint=shard.endpoint,
+                    description=description,
+                    metadata=_shard_metadata(metadata, i, len(shards)),
+                    fingerprint=shard.fingerprint,
+                    retry=retry,
+                )._batches[0]
+                for i, shard in enumerate(shards)
+            ]
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return BatchJob(client, batches, expected_ids=self.custom_ids, retry=retry)
+
+    async def async_submit(
+        self,
+        async_client: Any,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        max_requests: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BatchJob:
+        """Async twin of `submit`, for an `openai.AsyncOpenAI` client."""
+        from batch_openai._async import async_submit_file
+        from batch_openai._job import BatchJob
+
+        tmp = tempfile.mkdtemp(prefix="batch_openai-")
+        try:
+            shards = self.write_shards(tmp, max_requests=max_requests or MAX_REQUESTS)
+            batches = []
+            for i, shard in enumerate(shards):
+                job = await async_submit_file(
+                    async_client,
+                    shard.path,
+                    endpoint=shard.endpoint,
+                    description=description,
+                    metadata=_shard_metadata(metadata, i, len(shards)),
+                    fingerprint=shard.fingerprint,
+                    retry=retry,
+                )
+                batches.append(job._batches[0])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return BatchJob(async_client, batches, expected_ids=self.custom_ids, retry=retry)
+
+
+def _shard_metadata(metadata: Mapping[str, str] | None, index: int, total: int) -> dict[str, str]:
+    out = dict(metadata or {})
+    if total > 1:
+        out["batch_openai_shard"] = f"{index + 1}/{total}"
+    return out

@@ -1,0 +1,234 @@
+"""One result line: `BatchResultItem`, its `Outcome`, and the rules that read a batch output/error line.
+
+Items are small `__slots__` objects: the outcome, ids, error and content are read once when the line is
+decoded; the full response body stays as the line's bytes and is decoded again only when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+__all__ = ["BatchResultItem", "JoinedItem", "Outcome", "ParsedItem", "item_from_line"]
+
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741
+
+
+class Outcome(StrEnum):
+    """What became of one request."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    MISSING = "missing"
+
+
+_NEVER_RAN = {"batch_expired": Outcome.EXPIRED, "batch_cancelled": Outcome.CANCELLED}
+
+
+def _content_of(body: dict[str, Any]) -> Any:
+    """The useful payload of a response body, whatever the endpoint."""
+    choices = body.get("choices")
+    if isinstance(choices, list):
+        if not choices:
+            return None
+        first = choices[0]
+        message = first.get("message")
+        if isinstance(message, dict):
+            return message.get("content")
+        return first.get("text")  # /v1/completions
+    output = body.get("output")
+    if isinstance(output, list):  # /v1/responses
+        if isinstance(body.get("output_text"), str):
+            return body["output_text"]
+        texts = [
+            part.get("text", "")
+            for item in output
+            if item.get("type") == "message"
+            for part in item.get("content") or ()
+            if part.get("type") == "output_text"
+        ]
+        return "".join(texts) if texts else None
+    data = body.get("data")
+    if isinstance(data, list) and (not data or "embedding" in data[0]):  # /v1/embeddings
+        vectors = [d.get("embedding") for d in sorted(data, key=lambda d: d.get("index", 0))]
+        return vectors[0] if len(vectors) == 1 else vectors
+    results = body.get("results")
+    if isinstance(results, list):  # /v1/moderations
+        return results[0] if len(results) == 1 else results
+    return None
+
+
+def _endpoint_of(body: dict[str, Any]) -> str | None:
+    obj = body.get("object")
+    return {
+        "chat.completion": "/v1/chat/completions",
+        "response": "/v1/responses",
+        "text_completion": "/v1/completions",
+        "list": "/v1/embeddings",
+    }.get(obj) or ("/v1/moderations" if "results" in body else None)  # type: ignore[arg-type]
+
+
+class BatchResultItem:
+    """The result of one request: its outcome, content, error and the raw response body."""
+
+    __slots__ = ("_body", "_line", "content", "custom_id", "endpoint", "error", "outcome", "status_code")
+
+    def __init__(
+        self,
+        custom_id: str,
+        outcome: Outcome,
+        *,
+        content: Any = None,
+        error: dict[str, Any] | None = None,
+        status_code: int | None = None,
+        endpoint: str | None = None,
+        line: bytes | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        self.custom_id = custom_id
+        self.outcome = outcome
+        self.content = content
+        self.error = error
+        self.status_code = status_code
+        self.endpoint = endpoint
+        self._line = line
+        self._body = body
+
+    @property
+    def raw_response(self) -> dict[str, Any] | None:
+        """The full `response.body` dict (usage, logprobs, finish_reason ...), decoded on first access."""
+        if self._body is None and self._line is not None:
+            response = orjson.loads(self._line).get("response") or {}
+            self._body = response.get("body")
+        return self._body
+
+    @property
+    def ok(self) -> bool:
+        """True when the request succeeded."""
+        return self.outcome is Outcome.SUCCEEDED
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The token usage the response reports, if any."""
+        body = self.raw_response
+        return body.get("usage") if isinstance(body, dict) else None
+
+    @property
+    def refusal(self) -> str | None:
+        """The model's refusal text (chat `message.refusal`, or a responses `refusal` part); not a failure."""
+        body = self.raw_response
+        if not isinstance(body, dict):
+            return None
+        choices = body.get("choices")
+        if isinstance(choices, list) and choices:
+            return (choices[0].get("message") or {}).get("refusal")
+        for item in body.get("output") or ():
+            for part in item.get("content") or ():
+                if part.get("type") == "refusal":
+                    return part.get("refusal")
+        return None
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]] | None:
+        """Tool/function calls the model asked for (chat `tool_calls` or responses `function_call` items)."""
+        body = self.raw_response
+        if not isinstance(body, dict):
+            return None
+        choices = body.get("choices")
+        if isinstance(choices, list) and choices:
+            return (choices[0].get("message") or {}).get("tool_calls") or None
+        calls = [o for o in body.get("output") or () if str(o.get("type", "")).endswith("call")]
+        return calls or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary of this item (what `BatchResult.save` writes)."""
+        return {
+            "custom_id": self.custom_id,
+            "outcome": str(self.outcome),
+            "status_code": self.status_code,
+            "content": self.content,
+            "error": self.error,
+            "refusal": self.refusal,
+            "tool_calls": self.tool_calls,
+            "usage": self.usage,
+            "endpoint": self.endpoint,
+            "response": self.raw_response,
+        }
+
+    def __repr__(self) -> str:
+        shown = self.content if not isinstance(self.content, list) else f"<{len(self.content)} values>"
+        return (
+            f"BatchResultItem(custom_id={self.custom_id!r}, outcome={self.outcome.value!r}, "
+            f"status_code={self.status_code!r}, content={shown!r:.80}, error={self.error!r:.120})"
+        )
+
+
+def _failure_error(status: int | None, body: Any) -> dict[str, Any]:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return {"code": f"http_{status}", "message": f"request ended with HTTP {status} and no error details"}
+
+
+def item_from_line(line: bytes, endpoint: str | None = None) -> BatchResultItem:
+    """Read one output- or error-file line: the outcome comes from `error` and `response.status_code`."""
+    obj = orjson.loads(line)
+    custom_id = str(obj.get("custom_id"))
+    error = obj.get("error")
+    response = obj.get("response")
+    if error:  # never ran: expired, cancelled, timed out
+        code = error.get("code") if isinstance(error, dict) else None
+        err = error if isinstance(error, dict) else {"code": None, "message": str(error)}
+        return BatchResultItem(custom_id, _NEVER_RAN.get(code, Outcome.FAILED), error=err, endpoint=endpoint)
+    if not isinstance(response, dict):
+        return BatchResultItem(
+            custom_id,
+            Outcome.FAILED,
+            error={"code": "no_response", "message": "line has neither a response nor an error"},
+            endpoint=endpoint,
+        )
+    status = response.get("status_code")
+    body = response.get("body")
+    if isinstance(body, dict) and endpoint is None:
+        endpoint = _endpoint_of(body)
+    if not isinstance(status, int) or not 200 <= status < 300:
+        return BatchResultItem(
+            custom_id,
+            Outcome.FAILED,
+            error=_failure_error(status, body),
+            status_code=status,
+            endpoint=endpoint,
+            line=line,
+        )
+    content = _content_of(body) if isinstance(body, dict) else None
+    return BatchResultItem(
+        custom_id, Outcome.SUCCEEDED, content=content, status_code=status, endpoint=endpoint, line=line
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedItem(Generic[I]):
+    """An input paired with its result (`output` is None when no result came back for it)."""
+
+    input: I
+    output: BatchResultItem | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem(Generic[T]):
+    """One item of `parse_each`: the parsed value, or the reason it could not be parsed."""
+
+    custom_id: str
+    value: T | None
+    error: str | None
+    item: BatchResultItem
+
+    @property
+    def ok(self) -> bool:
+        """True when the value parsed."""
+        return self.error is None

@@ -1,0 +1,401 @@
+"""`BatchJob`: one submitted job (one batch, or one per shard) — refresh, cancel, wait, download, result.
+
+The sync methods need an `openai.OpenAI` client; the `async_*` / `await_completion` methods need an
+`openai.AsyncOpenAI` one (their bodies live in `_async.py`). Pure decisions (aggregate status, "are the
+files there yet") live here and are shared by both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from batch_openai._errors import BatchConflictError, BatchJobError, BatchTimeoutError, OpenAIBatchError
+from batch_openai._jsonl import ensure_dir
+from batch_openai._result import BatchResult
+from batch_openai._retry import RetryPolicy, call, no_sdk_retries
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+__all__ = ["TERMINAL", "BatchJob"]
+
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+_ACTIVE_ORDER = ("validating", "in_progress", "finalizing", "cancelling")
+_BAD_ORDER = ("failed", "expired", "cancelled")
+LATE_FILE_POLLS = 5  # how many extra polls a terminal batch gets for its output/error file id to appear
+LATE_FILE_INTERVAL = 5.0
+
+
+def aggregate_status(batches: Sequence[Any]) -> str:
+    """One status for several batches: the least advanced active one, else the worst terminal one."""
+    statuses = {b.status for b in batches}
+    if len(statuses) == 1:
+        return next(iter(statuses))
+    for status in _ACTIVE_ORDER:
+        if status in statuses:
+            return "in_progress" if status == "validating" and statuses - {"validating"} else status
+    for status in _BAD_ORDER:
+        if status in statuses:
+            return status
+    return "completed"
+
+
+def files_settled(batch: Any) -> bool:
+    """False while a terminal batch's counts promise a file whose id has not appeared yet."""
+    if batch.status == "failed":
+        return True
+    counts = batch.request_counts
+    completed = counts.completed if counts else 0
+    failed = counts.failed if counts else 0
+    return (batch.output_file_id is not None or not completed) and (
+        batch.error_file_id is not None or not failed
+    )
+
+
+def file_pairs(batches: Sequence[Any]) -> list[tuple[str, str | None, str | None]]:
+    """(batch_id, output_file_id, error_file_id) for each batch."""
+    return [(b.id, b.output_file_id, b.error_file_id) for b in batches]
+
+
+def single_endpoint(job: BatchJob) -> str | None:
+    """The endpoint shared by every batch of the job, or None when shards differ."""
+    endpoints = {b.endpoint for b in job.batches}
+    return endpoints.pop() if len(endpoints) == 1 else None
+
+
+def job_error(job: BatchJob, result: BatchResult) -> BatchJobError | None:
+    """The `BatchJobError` that `wait` raises for this terminal job, or None when every batch completed."""
+    bad = [b for b in job.batches if b.status != "completed"]
+    if not bad:
+        return None
+    status = aggregate_status(bad)
+    first = next(b for b in bad if b.status == status)
+    errors = job.errors
+    detail = "; ".join(f"{e.code}: {e.message}" for e in errors[:3]) if errors else ""
+    counts = result.counts
+    summary = ", ".join(f"{n} {o.value}" for o, n in counts.items() if n)
+    return BatchJobError(
+        f"batch {first.id} ended {status!r}" + (f" ({detail})" if detail else "") + f"; results: {summary}",
+        status=status,
+        batch_id=first.id,
+        errors=errors,
+        result=result,
+    )
+
+
+def next_poll(
+    job: BatchJob, late: int, poll_interval: float, deadline: float | None, timeout: float | None
+) -> tuple[float | None, int]:
+    """After a refresh: (seconds to sleep, late-poll count), or (None, _) when the job is done and settled."""
+    if job.is_terminal:
+        if all(files_settled(b) for b in job.batches) or late >= LATE_FILE_POLLS:
+            return None, late
+        late += 1
+        interval = min(poll_interval, LATE_FILE_INTERVAL)
+    else:
+        interval = poll_interval
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BatchTimeoutError(
+                f"batch {job.batch_id} still {job.status!r} after {timeout}s; it keeps running — "
+                "call wait() again or reconnect later with BatchJob.from_id",
+                batch_id=job.batch_id,
+                status=job.status,
+            )
+        interval = min(interval, remaining)
+    return max(interval, 0.0), late
+
+
+class BatchJob:
+    """A submitted job: one batch, or one per shard when the requests were split."""
+
+    def __init__(
+        self,
+        client: Any,
+        batches: Batch | Sequence[Batch],
+        *,
+        expected_ids: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._client = no_sdk_retries(client)
+        self._batches: list[Batch] = [batches] if hasattr(batches, "status") else list(batches)  # type: ignore[list-item,arg-type]
+        if not self._batches:
+            raise ValueError("BatchJob needs at least one batch")
+        self._expected = list(expected_ids) if expected_ids is not None else None
+        self._retry = retry
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_id(
+        cls,
+        client: Any,
+        batch_id: str,
+        *,
+        expected_ids: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BatchJob:
+        """Reconnect to an existing batch by id (one API call)."""
+        c = no_sdk_retries(client)
+        batch = call(lambda: c.batches.retrieve(batch_id), policy=retry, context=f"retrieving {batch_id}")
+        return cls(c, [batch], expected_ids=expected_ids, retry=retry)
+
+    @classmethod
+    def from_ids(
+        cls,
+        client: Any,
+        batch_ids: Sequence[str],
+        *,
+        expected_ids: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BatchJob:
+        """Reconnect to a sharded job by its batch ids."""
+        c = no_sdk_retries(client)
+        batches = [
+            call(lambda b=b: c.batches.retrieve(b), policy=retry, context=f"retrieving {b}")
+            for b in batch_ids
+        ]
+        return cls(c, batches, expected_ids=expected_ids, retry=retry)
+
+    @classmethod
+    async def async_from_id(
+        cls,
+        async_client: Any,
+        batch_id: str,
+        *,
+        expected_ids: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BatchJob:
+        """Async twin of `from_id`, for an `openai.AsyncOpenAI` client."""
+        from batch_openai._retry import acall
+
+        c = no_sdk_retries(async_client)
+        batch = await acall(
+            lambda: c.batches.retrieve(batch_id), policy=retry, context=f"retrieving {batch_id}"
+        )
+        return cls(c, [batch], expected_ids=expected_ids, retry=retry)
+
+    # ---------------------------------------------------------------- state (no network)
+    @property
+    def client(self) -> Any:
+        """The client this job talks through (SDK retries off)."""
+        return self._client
+
+    @property
+    def batches(self) -> list[Batch]:
+        """The last seen `openai.types.Batch` objects, one per shard."""
+        return list(self._batches)
+
+    @property
+    def batch_id(self) -> str:
+        """The (first) batch id."""
+        return self._batches[0].id
+
+    @property
+    def batch_ids(self) -> list[str]:
+        """Every batch id of the job."""
+        return [b.id for b in self._batches]
+
+    @property
+    def status(self) -> str:
+        """Last known status, aggregated across shards (no network call)."""
+        return aggregate_status(self._batches)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when every batch is completed, failed, expired or cancelled."""
+        return all(b.status in TERMINAL for b in self._batches)
+
+    @property
+    def input_file_id(self) -> str:
+        """The (first) batch's input file id."""
+        return self._batches[0].input_file_id
+
+    @property
+    def endpoint(self) -> str:
+        """The (first) batch's endpoint."""
+        return self._batches[0].endpoint
+
+    @property
+    def description(self) -> str | None:
+        """The description stored in the batch metadata."""
+        return (self._batches[0].metadata or {}).get("description")
+
+    @property
+    def expected_ids(self) -> list[str] | None:
+        """The custom_ids submitted, in input order, when known."""
+        return None if self._expected is None else list(self._expected)
+
+    @property
+    def request_counts(self) -> Any:
+        """Request counts (total, completed, failed), summed across shards."""
+        from openai.types import BatchRequestCounts
+
+        total = completed = failed = 0
+        for b in self._batches:
+            if b.request_counts:
+                total += b.request_counts.total
+                completed += b.request_counts.completed
+                failed += b.request_counts.failed
+        return BatchRequestCounts(total=total, completed=completed, failed=failed)
+
+    @property
+    def errors(self) -> list[Any]:
+        """Batch-level errors (`errors.data`) of every batch."""
+        return [e for b in self._batches if b.errors and b.errors.data for e in b.errors.data]
+
+    def __repr__(self) -> str:
+        return f"BatchJob(batch_ids={self.batch_ids!r}, status={self.status!r})"
+
+    # ---------------------------------------------------------------- sync network
+    def refresh(self, *, on_progress: Callable[[Batch], Any] | None = None) -> Self:
+        """Fetch the latest state of every batch that may still change."""
+        fresh = []
+        for b in self._batches:
+            if b.status in TERMINAL and files_settled(b):
+                fresh.append(b)
+                continue
+            b = call(
+                lambda b=b: self._client.batches.retrieve(b.id), policy=self._retry, context=f"polling {b.id}"
+            )
+            fresh.append(b)
+            if on_progress is not None:
+                on_progress(b)
+        self._batches = fresh
+        return self
+
+    def cancel(self) -> Self:
+        """Ask the service to cancel every unfinished batch (irreversible); finished shards are left alone."""
+        fresh = []
+        for b in self._batches:
+            if b.status in TERMINAL or b.status == "cancelling":
+                fresh.append(b)
+                continue
+            try:
+                b = call(
+                    lambda b=b: self._client.batches.cancel(b.id),
+                    policy=self._retry,
+                    context=f"cancelling {b.id}",
+                )
+            except BatchConflictError:  # finished meanwhile: keep its real state
+                b = call(
+                    lambda b=b: self._client.batches.retrieve(b.id),
+                    policy=self._retry,
+                    context=f"polling {b.id}",
+                )
+            fresh.append(b)
+        self._batches = fresh
+        return self
+
+    def wait(
+        self,
+        *,
+        poll_interval: float = 60,
+        on_progress: Callable[[Batch], Any] | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        """Poll until every batch is terminal; return the result or raise `BatchJobError` (with partial)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        late = 0
+        while True:
+            self.refresh(on_progress=on_progress)
+            interval, late = next_poll(self, late, poll_interval, deadline, timeout)
+            if interval is None:
+                break
+            time.sleep(interval)
+        result = self.result()
+        error = job_error(self, result)
+        if error is not None:
+            raise error
+        return result
+
+    def _download_file(self, file_id: str, dest: Path) -> Path:
+        def fetch() -> Path:
+            with (
+                self._client.files.with_streaming_response.content(file_id) as response,
+                open(dest, "wb") as f,
+            ):
+                for chunk in response.iter_bytes(1 << 20):
+                    f.write(chunk)
+            return dest
+
+        return call(fetch, policy=self._retry, context=f"downloading {file_id}")
+
+    def download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
+        """Stream the output and error files to `directory`; shards are concatenated into one file each."""
+        out_dir = ensure_dir(directory)
+        paths: list[Path | None] = []
+        for kind, index in (("output", 1), ("errors", 2)):
+            ids = [pair[index] for pair in file_pairs(self._batches) if pair[index]]
+            if not ids:
+                paths.append(None)
+                continue
+            target = out_dir / f"{self.batch_id}_{kind}.jsonl"
+            if len(ids) == 1:
+                paths.append(self._download_file(ids[0], target))
+                continue
+            with open(target, "wb") as joined:
+                for file_id in ids:
+                    part = self._download_file(file_id, out_dir / f".{file_id}.part")
+                    with open(part, "rb") as f:
+                        shutil.copyfileobj(f, joined, 1 << 20)
+                    part.unlink()
+            paths.append(target)
+        return paths[0], paths[1]
+
+    def result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
+        """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
+        if not self.is_terminal:
+            raise OpenAIBatchError(
+                f"batch {self.batch_id} is {self.status!r}, not finished; call wait() (or refresh()) first"
+            )
+        tmp = tempfile.TemporaryDirectory(prefix="batch_openai-result-")
+        output, errors = self.download(tmp.name)
+        files = [p for p in (output, errors) if p is not None]
+        ids = expected_ids if expected_ids is not None else self._expected
+        return BatchResult(files=files, expected_ids=ids, endpoint=single_endpoint(self), keepalive=tmp)
+
+    # ---------------------------------------------------------------- async (bodies in _async.py)
+    async def async_refresh(self, *, on_progress: Callable[[Batch], Any] | None = None) -> Self:
+        """Async twin of `refresh`."""
+        from batch_openai._async import refresh
+
+        await refresh(self, on_progress)
+        return self
+
+    async def async_cancel(self) -> Self:
+        """Async twin of `cancel`."""
+        from batch_openai._async import cancel
+
+        await cancel(self)
+        return self
+
+    async def await_completion(
+        self,
+        *,
+        poll_interval: float = 60,
+        on_progress: Callable[[Batch], Any] | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        """Async twin of `wait`."""
+        from batch_openai._async import wait
+
+        return await wait(self, poll_interval=poll_interval, on_progress=on_progress, timeout=timeout)
+
+    async def async_result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
+        """Async twin of `result`."""
+        from batch_openai._async import result
+
+        return await result(self, expected_ids)
+
+    async def async_download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
+        """Async twin of `download`."""
+        from batch_openai._async import download
+
+        return await download(self, directory)
