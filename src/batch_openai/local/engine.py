@@ -1,0 +1,541 @@
+"""The background worker that moves batches through their lifecycle.
+
+It runs its own asyncio loop in a thread, one task a batch, so a busy batch never stalls the HTTP
+server. Lines finish into `work/<id>.out|.err` (appended in chunks, never held whole in memory);
+finalizing turns those into `batch_output` files. Everything needed to resume is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mmap
+import os
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from batch_openai.local.config import ServerConfig
+from batch_openai.local.store import BatchRecord, Store, new_id, now
+from batch_openai.local.tokens import request_input_tokens
+from batch_openai.local.validation import LineError, ValidatedFile, token_limit_error, validate_file
+
+#: A responder answers one request body: (status_code, response body).
+SyncRespond = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
+AsyncRespond = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+_IN_FLIGHT = frozenset({"in_progress", "finalizing"})
+_CHUNK = 512
+_NOT_RUN = {
+    "batch_cancelled": "This request was not executed because the batch was cancelled.",
+    "batch_expired": "This request could not be executed before the completion window expired.",
+}
+
+
+def _failure_body() -> dict[str, Any]:
+    return {
+        "error": {
+            "message": "The server had an error processing your request (injected by the local server).",
+            "type": "server_error",
+            "param": None,
+            "code": "server_error",
+        }
+    }
+
+
+class _Progress:
+    """Output lines waiting to be written, and the counts and usage so far."""
+
+    def __init__(self, rec: BatchRecord, store: Store) -> None:
+        self.rec = rec
+        self.store = store
+        out_path, err_path = store.work_paths(rec.id)
+        self.done, self.completed, self.failed, self.usage = _scan_work(out_path, err_path)
+        self.out = open(out_path, "ab")  # noqa: SIM115 - closed in close()
+        self.err = open(err_path, "ab")  # noqa: SIM115
+        self.out_buf: list[bytes] = []
+        self.err_buf: list[bytes] = []
+        self.last_flush = time.monotonic()
+
+    def add(
+        self, custom_id: str, status: int | None, body: dict[str, Any] | None, code: str | None = None
+    ) -> None:
+        """Record one finished (or never run) request."""
+        if status is None:
+            rec = {
+                "id": new_id("batch_req_"),
+                "custom_id": custom_id,
+                "response": None,
+                "error": {"code": code, "message": _NOT_RUN.get(code or "", "not executed")},
+            }
+        else:
+            rec = {
+                "id": new_id("batch_req_"),
+                "custom_id": custom_id,
+                "response": {"status_code": status, "request_id": new_id("req_"), "body": body},
+                "error": None,
+            }
+        line = orjson.dumps(rec) + b"\n"
+        if status == 200:
+            self.out_buf.append(line)
+            self.completed += 1
+            _add_usage(self.usage, (body or {}).get("usage"))
+        else:
+            self.err_buf.append(line)
+            self.failed += 1
+        self.done.add(custom_id)
+
+    def flush(self) -> None:
+        """Write buffered lines and publish the counts."""
+        if self.out_buf:
+            self.out.write(b"".join(self.out_buf))
+            self.out.flush()
+            self.out_buf.clear()
+        if self.err_buf:
+            self.err.write(b"".join(self.err_buf))
+            self.err.flush()
+            self.err_buf.clear()
+        with self.store.lock:
+            counts = self.rec.obj["request_counts"]
+            counts["completed"], counts["failed"] = self.completed, self.failed
+            self.rec.obj["usage"] = _usage_obj(self.usage)
+        self.last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Flush and close the work files."""
+        self.flush()
+        self.out.close()
+        self.err.close()
+
+
+def _add_usage(acc: dict[str, int], usage: Any) -> None:
+    if not isinstance(usage, dict):
+        return
+    acc["input"] += int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
+    acc["output"] += int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
+    details_in = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    details_out = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    acc["cached"] += int(details_in.get("cached_tokens", 0) or 0)
+    acc["reasoning"] += int(details_out.get("reasoning_tokens", 0) or 0)
+
+
+def _usage_obj(acc: dict[str, int]) -> dict[str, Any]:
+    return {
+        "input_tokens": acc["input"],
+        "input_tokens_details": {"cached_tokens": acc["cached"]},
+        "output_tokens": acc["output"],
+        "output_tokens_details": {"reasoning_tokens": acc["reasoning"]},
+        "total_tokens": acc["input"] + acc["output"],
+    }
+
+
+def _scan_work(out_path: Any, err_path: Any) -> tuple[set[str], int, int, dict[str, int]]:
+    """What a previous run already finished: ids, counts and usage (cuts a torn last line)."""
+    done: set[str] = set()
+    counts = [0, 0]
+    usage = {"input": 0, "output": 0, "cached": 0, "reasoning": 0}
+    for k, path in enumerate((out_path, err_path)):
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            keep = data.rfind(b"\n") + 1
+            if keep != len(data):
+                fh.truncate(keep)  # a crash mid-write left half a line: that request reruns
+        for raw in data[:keep].splitlines():
+            item = orjson.loads(raw)
+            done.add(item["custom_id"])
+            counts[k] += 1
+            if k == 0:
+                _add_usage(usage, item["response"]["body"].get("usage"))
+    return done, counts[0], counts[1], usage
+
+
+def _deadline(rec: BatchRecord) -> float:
+    """When the completion window lapses (sub-second precision for shortened test windows)."""
+    return float(rec.extra.get("deadline", rec.obj["expires_at"]))
+
+
+class Engine:
+    """Runs every non-terminal batch to its end, on a private event loop thread."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        respond: SyncRespond | None = None,
+        respond_async: AsyncRespond | None = None,
+        close_async: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.respond = respond
+        self.respond_async = respond_async
+        self.close_async = close_async
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._ready = threading.Event()
+        self._rng = random.Random(config.seed)
+
+    # -- control, from any thread --------------------------------------------------------------
+    def start(self) -> None:
+        """Start the loop thread and resume every batch that is not finished."""
+        self._thread = threading.Thread(target=self._main, name="batch-openai-engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        for rec in self.store.list_batches():
+            if rec.status not in TERMINAL:
+                self.submit(rec.id)
+
+    def stop(self) -> None:
+        """Cancel running batch tasks (their progress is on disk) and stop the loop."""
+        loop = self.loop
+        if loop is None or self._thread is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+        with contextlib.suppress(Exception):
+            fut.result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout=10)
+        self.loop = None
+
+    def submit(self, batch_id: str) -> None:
+        """Start working on a batch."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self._spawn, batch_id)
+
+    def poke(self, batch_id: str) -> None:
+        """Wake a batch's task so it notices a cancel, an expiry or a changed setting."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._poke, batch_id)
+
+    def poke_all(self) -> None:
+        """Wake every batch task."""
+        if self.loop is not None:
+            for bid in list(self._tasks):
+                self.loop.call_soon_threadsafe(self._poke, bid)
+
+    # -- loop side -----------------------------------------------------------------------------
+    def _main(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self._ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    async def _shutdown(self) -> None:
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.close_async is not None:
+            await self.close_async()
+
+    def _spawn(self, batch_id: str) -> None:
+        if batch_id in self._tasks:
+            return
+        self._wake[batch_id] = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._run(batch_id))
+        self._tasks[batch_id] = task
+        task.add_done_callback(lambda _t: (self._tasks.pop(batch_id, None), self._wake.pop(batch_id, None)))
+
+    def _poke(self, batch_id: str) -> None:
+        ev = self._wake.get(batch_id)
+        if ev is not None:
+            ev.set()
+
+    async def _sleep(self, rec: BatchRecord, seconds: float, *, watch_expiry: bool) -> None:
+        """Sleep, but wake early for a cancel, a forced expiry or the window lapsing."""
+        deadline = time.time() + seconds
+        ev = self._wake[rec.id]
+        while True:
+            left = deadline - time.time()
+            if watch_expiry:
+                left = min(left, _deadline(rec) - time.time())
+            if left <= 0 or self._interrupted(rec, watch_expiry):
+                return
+            ev.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), timeout=left)
+
+    def _interrupted(self, rec: BatchRecord, watch_expiry: bool) -> bool:
+        return rec.cancel_requested or (watch_expiry and self._expired(rec))
+
+    def _expired(self, rec: BatchRecord) -> bool:
+        return rec.expire_requested or time.time() >= _deadline(rec)
+
+    def _set_status(self, rec: BatchRecord, status: str, stamp: str | None = None, **fields: Any) -> None:
+        with self.store.lock:
+            if rec.cancel_requested and status in ("in_progress", "finalizing"):
+                return  # a cancel arrived meanwhile: cancelling wins
+            rec.obj["status"] = status
+            if stamp:
+                rec.obj[stamp] = now()
+            rec.obj.update(fields)
+            self.store.save_batch(rec)
+
+    async def _run(self, batch_id: str) -> None:
+        rec = self.store.get_batch(batch_id)
+        if rec is None:
+            return
+        try:
+            await self._drive(rec)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave a batch hanging forever
+            err = LineError("server_error", f"The local server failed while processing: {type(exc).__name__}")
+            self._set_status(rec, "failed", "failed_at", errors={"object": "list", "data": [err.to_dict()]})
+            raise
+
+    async def _drive(self, rec: BatchRecord) -> None:
+        cfg = self.config
+        vf: ValidatedFile | None = None
+        if rec.status == "validating":
+            await self._sleep(rec, rec.obj["created_at"] + cfg.step_seconds - time.time(), watch_expiry=True)
+            vf = await self._validate(rec)
+            if vf is None:
+                return
+            if not rec.cancel_requested and self._expired(rec):
+                await self._end(rec, vf, "expired")
+                return
+            if not rec.cancel_requested and not self._admit(rec, vf):
+                return
+            self._set_status(rec, "in_progress", "in_progress_at")
+        if rec.status == "in_progress":
+            vf = vf or await self._revalidate(rec)
+            await self._process(rec, vf)
+            if rec.cancel_requested:
+                pass
+            elif self._expired(rec) and len(self._progress_done(rec)) < len(vf):
+                await self._end(rec, vf, "expired")
+                return
+            else:
+                self._set_status(rec, "finalizing", "finalizing_at")
+        if rec.status == "finalizing":
+            await self._sleep(rec, cfg.step_seconds + cfg.stall_finalizing_seconds, watch_expiry=False)
+            if not rec.cancel_requested:
+                await self._end(rec, vf or await self._revalidate(rec), "completed")
+                return
+        if rec.status == "cancelling":
+            started = rec.obj.get("cancelling_at") or now()
+            await self._sleep(rec, started + cfg.step_seconds - time.time(), watch_expiry=False)
+            await self._end(rec, vf or await self._revalidate(rec), "cancelled")
+
+    def _progress_done(self, rec: BatchRecord) -> set[str]:
+        return _scan_work(*self.store.work_paths(rec.id))[0]
+
+    async def _validate(self, rec: BatchRecord) -> ValidatedFile | None:
+        """Validate the input; on failure mark the batch `failed` and return None."""
+        path = self.store.file_path(rec.obj["input_file_id"])
+        if not path.exists():
+            err = LineError("invalid_request", f"The input file {rec.obj['input_file_id']} was deleted.")
+            self._set_status(rec, "failed", "failed_at", errors={"object": "list", "data": [err.to_dict()]})
+            return None
+        counter = request_input_tokens if self.config.enqueued_token_limit else None
+        vf = await asyncio.to_thread(
+            validate_file,
+            path,
+            rec.obj["endpoint"],
+            max_lines=self.config.max_lines,
+            max_bytes=self.config.max_bytes,
+            count_tokens=counter,
+        )
+        if vf.errors:
+            if rec.cancel_requested:
+                self._set_status(rec, "cancelled", "cancelled_at")
+                return None
+            data = [e.to_dict() for e in vf.errors]
+            self._set_status(rec, "failed", "failed_at", errors={"object": "list", "data": data})
+            return None
+        with self.store.lock:
+            rec.model = vf.model
+            rec.enqueued_tokens = vf.input_tokens
+            rec.obj["model"] = vf.model
+            rec.obj["request_counts"] = {"total": len(vf), "completed": 0, "failed": 0}
+        return vf
+
+    async def _revalidate(self, rec: BatchRecord) -> ValidatedFile:
+        path = self.store.file_path(rec.obj["input_file_id"])
+        return await asyncio.to_thread(
+            validate_file,
+            path,
+            rec.obj["endpoint"],
+            max_lines=self.config.max_lines,
+            max_bytes=self.config.max_bytes,
+        )
+
+    def _admit(self, rec: BatchRecord, vf: ValidatedFile) -> bool:
+        """Apply the per-model enqueued token limit, as OpenAI does at the end of validation."""
+        limit = self.config.enqueued_token_limit
+        if not limit or rec.model is None:
+            return True
+        with self.store.lock:
+            in_flight = sum(
+                r.enqueued_tokens
+                for r in self.store.batches.values()
+                if r.id != rec.id and r.model == rec.model and r.status in _IN_FLIGHT
+            )
+            if in_flight + vf.input_tokens <= limit:
+                return True
+        err = token_limit_error(rec.model, limit, in_flight, vf.input_tokens)
+        data = [{"code": "token_limit_exceeded", "line": None, "message": err.message, "param": None}]
+        self._set_status(rec, "failed", "failed_at", errors={"object": "list", "data": data})
+        return False
+
+    def _order(self, rec: BatchRecord, n: int) -> list[int]:
+        order = list(range(n))
+        if self.config.shuffle_output:
+            random.Random(f"{self.config.seed}:{rec.id}").shuffle(order)
+        return order
+
+    async def _process(self, rec: BatchRecord, vf: ValidatedFile) -> None:
+        """Answer every pending request, pacing them over at least `step_seconds`."""
+        prog = _Progress(rec, self.store)
+        try:
+            pending = [i for i in self._order(rec, len(vf)) if vf.custom_ids[i] not in prog.done]
+            prog.flush()
+            if pending:
+                path = self.store.file_path(rec.obj["input_file_id"])
+                with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    if self.respond_async is not None:
+                        await self._process_async(rec, vf, prog, pending, mm)
+                    else:
+                        await self._process_sync(rec, vf, prog, pending, mm)
+            rest = rec.obj["in_progress_at"] + self.config.step_seconds - time.time()
+            if rest > 0:
+                await self._sleep(rec, rest, watch_expiry=True)
+        finally:
+            prog.close()
+
+    def _line_fails(self) -> bool:
+        rate = self.config.line_failure_rate
+        return rate > 0 and self._rng.random() < rate
+
+    async def _process_sync(
+        self, rec: BatchRecord, vf: ValidatedFile, prog: _Progress, pending: list[int], mm: mmap.mmap
+    ) -> None:
+        assert self.respond is not None
+        step = self.config.step_seconds
+        total = len(pending)
+        t0 = time.monotonic()
+        url = rec.obj["endpoint"]
+        for k, i in enumerate(pending):
+            line = orjson.loads(mm[vf.starts[i] : vf.ends[i]])
+            if self._line_fails():
+                prog.add(vf.custom_ids[i], 500, _failure_body())
+            else:
+                status, body = self.respond(url, line["body"])
+                prog.add(vf.custom_ids[i], status, body)
+            if step > 0:
+                target = t0 + step * (k + 1) / total
+                if time.monotonic() < target:
+                    prog.flush()
+                    await self._sleep(rec, target - time.monotonic(), watch_expiry=True)
+            elif (k + 1) % _CHUNK == 0:
+                prog.flush()
+                await asyncio.sleep(0)
+            if self._interrupted(rec, watch_expiry=True):
+                break
+        prog.flush()
+
+    async def _process_async(
+        self, rec: BatchRecord, vf: ValidatedFile, prog: _Progress, pending: list[int], mm: mmap.mmap
+    ) -> None:
+        assert self.respond_async is not None
+        respond = self.respond_async
+        url = rec.obj["endpoint"]
+        queue = iter(pending)
+        step = self.config.step_seconds
+        t0, total = time.monotonic(), len(pending)
+        started = 0
+
+        async def worker() -> None:
+            nonlocal started
+            for i in queue:
+                if self._interrupted(rec, watch_expiry=True):
+                    return
+                if step > 0:  # pace starts so the batch spends at least `step` in progress
+                    started += 1
+                    wait = t0 + step * started / total - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                body = orjson.loads(mm[vf.starts[i] : vf.ends[i]])["body"]
+                if self._line_fails():
+                    prog.add(vf.custom_ids[i], 500, _failure_body())
+                else:
+                    status, answer = await respond(url, body)
+                    prog.add(vf.custom_ids[i], status, answer)
+                if time.monotonic() - prog.last_flush > 0.1:
+                    prog.flush()
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(self.config.concurrency, total))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            prog.flush()
+
+    async def _end(self, rec: BatchRecord, vf: ValidatedFile, final: str) -> None:
+        """Write never-run lines (cancel/expiry), publish output files and set the final status."""
+        out_path, err_path = self.store.work_paths(rec.id)
+        prog = _Progress(rec, self.store)
+        code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(final)
+        try:
+            if code is not None:
+                for cid in vf.custom_ids:
+                    if cid not in prog.done:
+                        prog.add(cid, None, None, code)
+                        if len(prog.err_buf) >= _CHUNK:
+                            prog.flush()
+        finally:
+            prog.close()
+        with self.store.lock:
+            rec.obj["request_counts"] = {
+                "total": len(vf),
+                "completed": prog.completed,
+                "failed": prog.failed,
+            }
+        output_id = self._publish(rec, out_path, "output")
+        error_id = self._publish(rec, err_path, "error")
+        stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "expired": "expired_at"}[final]
+        with self.store.lock:
+            rec.obj["output_file_id"] = output_id
+            rec.obj["error_file_id"] = error_id
+            rec.obj["status"] = final
+            rec.obj[stamp] = now()
+            self.store.save_batch(rec)
+
+    def _publish(self, rec: BatchRecord, work: Any, kind: str) -> str | None:
+        """Turn a work file into a `batch_output` file; None when it holds no line."""
+        if not os.path.exists(work) or os.path.getsize(work) == 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(work)
+            return None
+        file_id = new_id("file-")
+        os.replace(work, self.store.file_path(file_id))
+        created = now()
+        oea = rec.extra.get("output_expires_after")
+        self.store.add_file(
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": os.path.getsize(self.store.file_path(file_id)),
+                "created_at": created,
+                "filename": f"{rec.id}_{kind}.jsonl",
+                "purpose": "batch_output",
+                "status": "processed",
+                "expires_at": created + int(oea["seconds"]) if oea else None,
+                "status_details": None,
+            }
+        )
+        return file_id
