@@ -1,0 +1,265 @@
+"""The resumable flow: build → submit → wait → collect, in rounds, with one output row per input.
+
+Rerunning with the same input after a crash at any point re-attaches: shards are named by content, the
+submit task is cached by content (and the fingerprint in batch metadata backs the cache up), finished
+downloads are reused, and the output is written atomically at the end.
+
+Work directory layout (`work_dir`, default `$BATCH_OPENAI_WORK_DIR` or `./.batch_openai/work`):
+    <work_dir>/<input key>/input.jsonl                 rendered requests (template mode only)
+    <work_dir>/<input key>/round-<n>/shards/*.jsonl    content-named batch input files
+    <work_dir>/<input key>/round-<n>/retry-input.jsonl lines that get another round (n >= 2)
+    <work_dir>/<input key>/round-<n>/downloads/        <batch_id>/ files, <batch_id>.rows.jsonl
+    <work_dir>/<input key>/result.jsonl                merged rows before they are copied to the output
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, task
+from prefect.logging import get_run_logger
+
+from flows.artifacts import board_for, drop_board, estimate_cost, publish_summary
+from flows.caching import file_sha256
+from flows.output import convert_jsonl, infer_format
+from flows.results import USAGE_KEYS, merge_rows, write_retry_input
+from flows.suspend import wait_by_suspending
+from flows.tasks import build_shards, collect_batch, submit_shard, wait_for_batch
+
+WORK_DIR_ENV = "BATCH_OPENAI_WORK_DIR"
+DEFAULT_WORK_DIR = ".batch_openai/work"
+MAX_RESUBMITS = 5  # per shard and round: token-limit waits and remote cancels/deletes
+
+
+def work_root(work_dir: str | None = None) -> Path:
+    """Root of the work directories: the parameter, else `$BATCH_OPENAI_WORK_DIR`, else the default."""
+    return Path(work_dir or os.environ.get(WORK_DIR_ENV) or DEFAULT_WORK_DIR).expanduser().resolve()
+
+
+@task(name="render-input")
+def render_input(
+    records_path: str, target: str, prompt_template: str, model: str, id_field: str, system_prompt: str | None
+) -> str:
+    """Template mode: write one chat request per record (see `flows.template`)."""
+    from flows.template import render_requests
+
+    return str(
+        render_requests(
+            records_path,
+            target,
+            prompt_template=prompt_template,
+            model=model,
+            id_field=id_field,
+            system_prompt=system_prompt,
+        )
+    )
+
+
+@task(name="plan-retry", task_run_name="plan-retry-{round_no}")
+def plan_retry(rows_paths: list[str], shard_paths: list[str], target: str, round_no: int) -> int:
+    """Write the lines that can pass on another try into the next round's input; return their count."""
+    return write_retry_input(rows_paths, shard_paths, Path(target))
+
+
+@task(name="merge-output")
+def merge_output(
+    input_path: str, rows_by_round: list[list[str]], merged_path: str, output_path: str, output_format: str
+) -> dict[str, Any]:
+    """Merge every round's rows in input order and write the output file atomically."""
+    merged = merge_rows(input_path, rows_by_round, Path(merged_path))
+    convert_jsonl(merged_path, output_path, infer_format(output_path, output_format))  # type: ignore[arg-type]
+    return merged
+
+
+def _run_round(
+    shards: list[dict[str, Any]], round_no: int, round_dir: Path, opts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Submit, wait for and collect one round of shards; returns one collect summary per shard."""
+    log = get_run_logger()
+    conn = {"base_url": opts["base_url"], "api_key_block": opts["api_key_block"]}
+    subs = [
+        submit_shard.submit(
+            s["path"], s["fingerprint"], s["endpoint"], attempt=0, description=opts["description"], **conn
+        )
+        for s in shards
+    ]
+    current = {s["fingerprint"]: (s, f.result()) for s, f in zip(shards, subs, strict=True)}
+    if opts["wait_mode"] == "suspend":
+        wait_by_suspending([sub["batch_id"] for _, sub in current.values()], round_no, opts)
+    finished: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    resubmits: dict[str, int] = defaultdict(int)
+    while current:
+        waits = {
+            fp: wait_for_batch.submit(
+                sub["batch_id"],
+                sub["flow_run_id"],
+                poll_interval=opts["poll_interval"],
+                max_poll_interval=opts["max_poll_interval"],
+                **conn,
+            )
+            for fp, (_, sub) in current.items()
+        }
+        again: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for fp, future in waits.items():
+            shard, sub = current[fp]
+            outcome = future.result()
+            if outcome["resubmit"] and resubmits[fp] < MAX_RESUBMITS:
+                again[fp] = (shard, sub)
+            elif outcome["status"] == "deleted":
+                raise RuntimeError(f"batch {sub['batch_id']} was deleted {MAX_RESUBMITS} times; giving up")
+            else:
+                finished[fp] = (shard, sub)
+        if not again:
+            break
+        # Every in-flight batch of this run has ended: resubmit on purpose (no round is spent).
+        if any(resubmits[fp] for fp in again):
+            time.sleep(min(opts["max_poll_interval"], opts["poll_interval"] * 2 ** max(resubmits.values())))
+        current = {}
+        for fp, (shard, sub) in again.items():
+            resubmits[fp] += 1
+            log.info("resubmitting shard %s (attempt %d)", fp[:12], sub["attempt"] + 1)
+            new_sub = submit_shard.submit(
+                shard["path"],
+                fp,
+                shard["endpoint"],
+                attempt=sub["attempt"] + 1,
+                description=opts["description"],
+                **conn,
+            ).result()
+            current[fp] = (shard, new_sub)
+    downloads = round_dir / "downloads"
+    collects = [
+        collect_batch.submit(sub["batch_id"], shard["path"], str(downloads), round_no, **conn)
+        for shard, sub in finished.values()
+    ]
+    return [c.result() for c in collects]
+
+
+@flow(name="batch-openai-run", persist_result=True, result_serializer="json", log_prints=False)
+def batch_run_flow(
+    input_path: str,
+    output_path: str,
+    description: str | None = None,
+    max_rounds: int = 2,
+    batch_size: int = 50_000,
+    max_bytes: int = 209_715_200,
+    poll_interval: float = 30.0,
+    max_poll_interval: float = 600.0,
+    wait_mode: Literal["poll", "suspend"] = "poll",
+    suspend_timeout_hours: float = 30.0,
+    output_format: Literal["jsonl", "csv", "parquet"] | None = None,
+    prompt_template: str | None = None,
+    model: str | None = None,
+    id_field: str = "id",
+    system_prompt: str | None = None,
+    work_dir: str | None = None,
+    base_url: str | None = None,
+    api_key_block: str | None = None,
+    prices: dict[str, list[float]] | None = None,
+) -> dict[str, Any]:
+    """Run bulk LLM work through the Batch API and write one row per input with its outcome.
+
+    Args:
+        input_path: A native batch-input JSONL (one request a line), or, with `prompt_template`,
+            a CSV/JSONL of records.
+        output_path: Where the rows go (`custom_id`, `outcome`, `content`, `error`, `usage`, ...).
+            JSONL unless the suffix or `output_format` says csv/parquet. Written atomically at the end.
+        description: Stored in each batch's metadata; shows up in the OpenAI dashboard.
+        max_rounds: Rounds in total, the first included: lines that can pass on a second try
+            (expired, timeouts, 429/5xx) go into a new batch, up to this many rounds. 1: no retries.
+        batch_size: Most requests per batch file (the service allows 50,000).
+        max_bytes: Largest batch file in bytes (the service allows 200 MB).
+        poll_interval: First polling interval in seconds; it grows 1.5x per poll up to `max_poll_interval`.
+        max_poll_interval: Longest polling interval in seconds.
+        wait_mode: `poll` keeps this run polling (short or local jobs). `suspend` (deployments only)
+            frees the worker after submitting; the collector deployment resumes the run when its
+            batches have ended.
+        suspend_timeout_hours: How long a suspended run may wait before Prefect fails it (longer than 24 h).
+        output_format: Force jsonl, csv or parquet instead of inferring it from the output suffix.
+        prompt_template: Template mode: a prompt with `{field}` placeholders filled from each record.
+        model: Template mode: the model every request uses.
+        id_field: Template mode: the record field that becomes the `custom_id`.
+        system_prompt: Template mode: an optional system message.
+        work_dir: Shards and downloads (default `$BATCH_OPENAI_WORK_DIR` or `./.batch_openai/work`).
+        base_url: An OpenAI-compatible API base URL (default `OPENAI_BASE_URL` or OpenAI). Not a secret.
+        api_key_block: Name of a Prefect `Secret` block holding the API key (default: `OPENAI_API_KEY`).
+        prices: Batch prices as {model: [input_usd_per_1M, output_usd_per_1M]} for the cost estimate.
+    """
+    log = get_run_logger()
+    from prefect.runtime import flow_run
+
+    run_id = str(flow_run.id or "")
+    board = board_for(run_id)
+    board.start()
+    root = work_root(work_dir)
+    if prompt_template:
+        if not model:
+            raise ValueError("template mode needs `model`: the model every rendered request uses")
+        from flows.template import render_key
+
+        key = render_key(input_path, template=prompt_template, model=model, id=id_field, system=system_prompt)
+        run_dir = root / f"t-{key}"
+        native = render_input(
+            input_path, str(run_dir / "input.jsonl"), prompt_template, model, id_field, system_prompt
+        )
+    else:
+        native = str(Path(input_path).expanduser().resolve())
+        run_dir = root / file_sha256(native)[:16]
+    opts = {
+        "description": description,
+        "poll_interval": poll_interval,
+        "max_poll_interval": max_poll_interval,
+        "wait_mode": wait_mode,
+        "suspend_timeout_hours": suspend_timeout_hours,
+        "base_url": base_url,
+        "api_key_block": api_key_block,
+    }
+    shards = build_shards(native, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
+    rows_by_round: list[list[str]] = []
+    summaries: list[dict[str, Any]] = []
+    for round_no in range(1, max(1, max_rounds) + 1):
+        round_dir = run_dir / f"round-{round_no}"
+        collected = _run_round(shards, round_no, round_dir, opts)
+        summaries.extend(collected)
+        rows_by_round.append([c["rows_path"] for c in collected])
+        if round_no >= max_rounds:
+            break
+        retry_path = run_dir / f"round-{round_no + 1}" / "retry-input.jsonl"
+        n_retry = plan_retry(
+            [c["rows_path"] for c in collected], [s["path"] for s in shards], str(retry_path), round_no + 1
+        )
+        if not n_retry:
+            break
+        log.info("round %d: %d line(s) can pass on another try", round_no + 1, n_retry)
+        shards = build_shards(
+            str(retry_path),
+            str(run_dir / f"round-{round_no + 1}" / "shards"),
+            batch_size,
+            max_bytes,
+            round_no=round_no + 1,
+        )
+    out = str(Path(output_path).expanduser().resolve())
+    merged = merge_output(native, rows_by_round, str(run_dir / "result.jsonl"), out, output_format or "")
+    usage_by_model: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(USAGE_KEYS, 0))
+    for s in summaries:
+        for k in USAGE_KEYS:
+            usage_by_model[s["model"] or "unknown"][k] += s["usage"][k]
+    summary = {
+        "output": out,
+        "total": merged["total"],
+        "outcomes": merged["outcomes"],
+        "usage": {k: sum(u[k] for u in usage_by_model.values()) for k in USAGE_KEYS},
+        "usage_by_model": dict(usage_by_model),
+        "estimated_cost_usd": estimate_cost(usage_by_model, prices),
+        "batch_ids": [s["batch_id"] for s in summaries],
+        "rounds": len(rows_by_round),
+        "work_dir": str(run_dir),
+    }
+    publish_summary(summary)
+    drop_board(run_id)
+    log.info("done: %d rows → %s %s", summary["total"], out, summary["outcomes"])
+    return summary

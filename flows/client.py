@@ -1,0 +1,61 @@
+"""Building the `openai` client inside a task, where the API key never becomes a parameter.
+
+The key comes from a Prefect `Secret` block named by a parameter, or from `OPENAI_API_KEY` in the
+environment or a `.env` file. The client is never passed between tasks: it cannot be hashed or
+stored, and Prefect would silently stop caching the submit task (see PREFECT_NOTES).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+API_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+
+
+class MissingAPIKeyError(RuntimeError):
+    """No API key was found in the Secret block, the environment or `.env`."""
+
+
+def resolve_api_key(api_key_block: str | None = None) -> str:
+    """The API key: from the named Prefect `Secret` block, else `OPENAI_API_KEY` (env or `.env`)."""
+    if api_key_block:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load(api_key_block).get()
+        if not value:
+            raise MissingAPIKeyError(f"the Prefect Secret block {api_key_block!r} is empty: set its value")
+        return str(value)
+    key = os.environ.get(API_KEY_ENV)
+    if not key:
+        from dotenv import dotenv_values
+
+        key = dotenv_values().get(API_KEY_ENV)  # .env in the working directory, read without exporting it
+    if not key:
+        raise MissingAPIKeyError(
+            f"no API key: set {API_KEY_ENV} (environment or .env) or pass api_key_block=<Secret block name>"
+        )
+    return key
+
+
+def resolve_base_url(base_url: str | None = None) -> str | None:
+    """The API base URL: the parameter, else `OPENAI_BASE_URL` (env or `.env`), else the SDK default."""
+    if base_url:
+        return base_url
+    url = os.environ.get(BASE_URL_ENV)
+    if not url:
+        from dotenv import dotenv_values
+
+        url = dotenv_values().get(BASE_URL_ENV)
+    return url or None
+
+
+def build_client(base_url: str | None = None, api_key_block: str | None = None) -> OpenAI:
+    """A fresh `openai.OpenAI` client; call it inside the task that needs it."""
+    from openai import OpenAI
+
+    return OpenAI(api_key=resolve_api_key(api_key_block), base_url=resolve_base_url(base_url))

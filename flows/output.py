@@ -1,0 +1,122 @@
+"""Writing the result rows: JSONL (default), CSV or Parquet, always atomically.
+
+A reader never sees a half-written output: rows go to a temporary file in the target directory,
+which is flushed, fsynced and renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import orjson
+
+OutputFormat = Literal["jsonl", "csv", "parquet"]
+ROW_FIELDS: tuple[str, ...] = (
+    "custom_id",
+    "outcome",
+    "content",
+    "error",
+    "status_code",
+    "usage",
+    "batch_id",
+    "round",
+)
+
+
+def infer_format(path: str | os.PathLike[str], requested: str | None = None) -> OutputFormat:
+    """The output format: the one requested, else the file suffix (.csv, .parquet), else JSONL."""
+    fmt = (requested or "").lower().lstrip(".")
+    if not fmt:
+        suffix = Path(path).suffix.lower()
+        fmt = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "jsonl")
+    if fmt not in ("jsonl", "csv", "parquet"):
+        raise ValueError(f"unknown output format {fmt!r}: use one of jsonl, csv, parquet")
+    return fmt  # type: ignore[return-value]
+
+
+@contextmanager
+def atomic_binary(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open a temp file beside `path`; on clean exit fsync it and rename it over `path`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps_row(row: dict[str, Any]) -> bytes:
+    """One JSONL line (with its newline) for a row."""
+    return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> int:
+    """Stream rows to a JSONL file atomically; returns the number of rows written."""
+    n = 0
+    with atomic_binary(path) as fh:
+        for row in rows:
+            fh.write(dumps_row(row))
+            n += 1
+    return n
+
+
+def _csv_cell(value: Any) -> Any:
+    """CSV cells are flat: nested values (error, usage) are written as compact JSON."""
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return "" if value is None else value
+
+
+def convert_jsonl(
+    jsonl_path: str | os.PathLike[str], target: str | os.PathLike[str], fmt: OutputFormat
+) -> None:
+    """Write the rows of a finished JSONL file to `target` as `fmt`, atomically."""
+    if fmt == "jsonl":
+        with atomic_binary(target) as out, open(jsonl_path, "rb") as src:
+            for line in src:
+                out.write(line)
+        return
+    if fmt == "csv":
+        with atomic_binary(target) as out, open(jsonl_path, "rb") as src:
+            text = _TextAdapter(out)
+            writer = csv.DictWriter(text, fieldnames=list(ROW_FIELDS), extrasaction="ignore")
+            writer.writeheader()
+            for line in src:
+                row = orjson.loads(line)
+                writer.writerow({k: _csv_cell(row.get(k)) for k in ROW_FIELDS})
+        return
+    try:
+        import pyarrow  # noqa: F401  (only to give a clear message when it is missing)
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise RuntimeError("Parquet output needs pyarrow: pip install 'batch-openai[parquet]'") from exc
+    import pandas as pd
+
+    frame = pd.read_json(jsonl_path, lines=True, dtype=False)
+    for column in ("error", "usage"):
+        if column in frame:
+            frame[column] = frame[column].map(lambda v: None if v is None else orjson.dumps(v).decode())
+    with atomic_binary(target) as out:
+        frame.to_parquet(out, index=False)
+
+
+class _TextAdapter:
+    """Minimal text-to-binary shim so `csv` can write into an atomic binary file."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def write(self, text: str) -> int:
+        """Encode and write text as UTF-8."""
+        return self._fh.write(text.encode())

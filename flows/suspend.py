@@ -1,0 +1,127 @@
+"""Waiting a day without holding a worker: suspend after submit, and a collector that resumes.
+
+In `wait_mode="suspend"` (deployments only) the flow records its batch ids in a Prefect Variable
+(`batch-openai-wait-<flow run id>`, tag `batch-openai-wait`) and suspends: no process is left behind.
+The collector deployment (`collector_flow`, on a schedule) checks those batches and resumes a run once
+all of them have ended. A resumed run starts again from the top, where the cached submit task returns the
+same batches, so nothing is paid twice; it then collects as usual.
+
+Trade-off: polling keeps one worker process alive for the whole wait but reacts within one poll interval;
+suspending frees the worker, but a run only resumes when the collector next runs (its schedule sets the
+delay) and pays Prefect's start-up again on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from prefect import flow, task
+from prefect.logging import get_run_logger
+
+WAIT_TAG = "batch-openai-wait"
+VARIABLE_PREFIX = "batch-openai-wait-"
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+def _variable_name(flow_run_id: str) -> str:
+    return f"{VARIABLE_PREFIX}{flow_run_id}"
+
+
+@task(name="check-batches")
+def check_batches(
+    batch_ids: list[str], base_url: str | None = None, api_key_block: str | None = None
+) -> dict[str, str]:
+    """The current status of each batch (`gone` for one that no longer exists)."""
+    from batch_openai import BatchJob
+    from batch_openai import BatchNotFoundError
+    from flows.client import build_client
+
+    client = build_client(base_url, api_key_block)
+    out: dict[str, str] = {}
+    for batch_id in batch_ids:
+        try:
+            out[batch_id] = BatchJob.from_id(client, batch_id).status
+        except BatchNotFoundError:
+            out[batch_id] = "gone"
+    return out
+
+
+def wait_by_suspending(batch_ids: list[str], round_no: int, opts: dict[str, Any]) -> None:
+    """Suspend the current flow run until the collector sees every batch ended (poll when not deployed)."""
+    from prefect.flow_runs import suspend_flow_run
+    from prefect.runtime import flow_run
+    from prefect.variables import Variable
+
+    log = get_run_logger()
+    if not flow_run.deployment_id:
+        log.warning("wait_mode='suspend' needs a deployment; this run polls instead")
+        return
+    run_id = str(flow_run.id)
+    name = _variable_name(run_id)
+    check = 0
+    while True:
+        statuses = check_batches(batch_ids, opts["base_url"], opts["api_key_block"])
+        if all(s in TERMINAL or s == "gone" for s in statuses.values()):
+            with contextlib.suppress(Exception):
+                Variable.unset(name)
+            return
+        record = {
+            "flow_run_id": run_id,
+            "batch_ids": batch_ids,
+            "base_url": opts["base_url"],
+            "api_key_block": opts["api_key_block"],
+        }
+        Variable.set(name, record, tags=[WAIT_TAG], overwrite=True)
+        check += 1
+        log.info(
+            "round %d: %d batch(es) in flight; suspending until the collector resumes this run",
+            round_no,
+            sum(s not in TERMINAL for s in statuses.values()),
+        )
+        # A resumed run re-executes from the top: a used key returns at once, so each check gets its own.
+        suspend_flow_run(
+            timeout=int(opts["suspend_timeout_hours"] * 3600), key=f"batches-r{round_no}-c{check}"
+        )
+
+
+@flow(name="batch-openai-collector", log_prints=False)
+def collector_flow(limit: int = 200) -> dict[str, Any]:
+    """Resume suspended batch runs whose batches have all ended (run it on a schedule).
+
+    Args:
+        limit: Most waiting runs to look at per call.
+    """
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.variables import Variable
+
+    log = get_run_logger()
+    resumed: list[str] = []
+    waiting = 0
+    with get_client(sync_client=True) as client:
+        variables = [v for v in client.read_variables(limit=None) if WAIT_TAG in (v.tags or [])][:limit]
+        for var in variables:
+            record = var.value if isinstance(var.value, dict) else {}
+            run_id = record.get("flow_run_id")
+            if not run_id:
+                continue
+            try:
+                run = client.read_flow_run(run_id)
+            except Exception:
+                Variable.unset(var.name)  # the run is gone: nothing to resume
+                continue
+            state = run.state
+            if state is None or state.is_final():
+                Variable.unset(var.name)
+                continue
+            if not state.is_paused():
+                continue  # still running (about to suspend, or already resumed)
+            statuses = check_batches(record["batch_ids"], record.get("base_url"), record.get("api_key_block"))
+            if all(s in TERMINAL or s == "gone" for s in statuses.values()):
+                log.info("resuming flow run %s: its %d batch(es) have ended", run_id, len(statuses))
+                resume_flow_run(run.id)
+                resumed.append(str(run_id))
+            else:
+                waiting += 1
+    return {"resumed": resumed, "waiting": waiting}

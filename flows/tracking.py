@@ -1,0 +1,31 @@
+"""The one place where the flows report a batch they created or observed.
+
+Every batch the flows create, re-attach to, or see change status passes through `record_batch`.
+The registry shim (`batch_openai._registry`) plugs in here to track batches; until then this only
+logs. Keep it cheap and never let it fail the flow: tracking is a convenience, not the source of truth
+(the source of truth is the batch service plus Prefect's task cache).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+BatchEvent = Literal["created", "attached", "status"]
+
+_log = logging.getLogger("flows.tracking")
+
+
+def record_batch(batch: Any, *, event: BatchEvent, description: str | None = None) -> None:
+    """Report a batch (an `openai` Batch object) that was created, re-attached to, or polled."""
+    try:
+        status = getattr(batch, "status", None)
+        _log.debug("batch %s %s (status=%s)", getattr(batch, "id", "?"), event, status)
+        _registry_hook(batch, event=event, description=description)
+    except Exception as exc:  # tracking must never break a run that is spending money
+        _log.warning("could not record batch %s: %s", getattr(batch, "id", "?"), type(exc).__name__)
+
+
+def _registry_hook(batch: Any, *, event: BatchEvent, description: str | None) -> None:
+    """Forward to the registry shim when it is available (wired by its owner)."""
+    return None
