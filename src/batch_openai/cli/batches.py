@@ -1,9 +1,355 @@
-"""`batch-openai` commands: batches (placeholder until its issue lands)."""
+"""`batch-openai list | status | cancel | download | results | wait`: batches from the terminal.
+
+`list` reads only the registry (no API key, no OpenAI call, no Prefect server start-up). The other
+commands talk to the Batch API through the library (its retries and error mapping), with the client
+built from `OPENAI_API_KEY` / `OPENAI_BASE_URL` in the environment or a `.env` file, and update the
+registry record of a tracked batch when what they saw differs from what it holds.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from batch_openai.cli._context import OPTIONS, CliError
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+    from batch_openai._job import BatchJob
+    from batch_openai._registry import BatchRegistry
+
+STATUSES = (
+    "validating",
+    "in_progress",
+    "finalizing",
+    "completed",
+    "failed",
+    "expired",
+    "cancelling",
+    "cancelled",
+)
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+FORMATS = ("jsonl", "csv", "parquet")
+
+BatchIdArg = Annotated[str, typer.Argument(metavar="BATCH_ID", help="The batch id, e.g. batch_abc123.")]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command(name="list")(list_batches)
+    app.command(name="status")(status)
+    app.command(name="cancel")(cancel)
+    app.command(name="download")(download)
+    app.command(name="results")(results)
+    app.command(name="wait")(wait)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _registry() -> BatchRegistry:
+    from batch_openai._registry import BatchRegistry
+
+    return BatchRegistry(OPTIONS.registry)
+
+
+def _client() -> OpenAI:
+    """An OpenAI client from OPENAI_API_KEY / OPENAI_BASE_URL (environment first, then `./.env`)."""
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise CliError(
+            "OPENAI_API_KEY is not set: export it, or put OPENAI_API_KEY=... in a .env file here "
+            "(OPENAI_BASE_URL selects another Batch API, e.g. `batch-openai local serve`)"
+        )
+    from openai import OpenAI
+
+    return OpenAI()
+
+
+def _job(batch_id: str) -> BatchJob:
+    from batch_openai._job import BatchJob
+
+    return BatchJob.from_id(_client(), batch_id)
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _observe(batches: list[Any]) -> None:
+    """Bring the records of tracked batches up to date; never fails the command (it already succeeded)."""
+    try:
+        registry = _registry()
+        for batch in batches:
+            try:
+                record = registry.get_record(batch.id)
+            except KeyError:
+                continue  # not tracked: `status` of someone else's batch must not start tracking it
+            counts = batch.request_counts.model_dump() if batch.request_counts else None
+            seen = (batch.status, counts, batch.output_file_id, batch.error_file_id)
+            stored = (record.status, record.request_counts, record.output_file_id, record.error_file_id)
+            if seen != stored:  # writes may start Prefect's ephemeral engine: only when something changed
+                registry.track_batch(batch)
+    except Exception as exc:
+        if OPTIONS.debug:
+            raise
+        from batch_openai.cli._context import one_line
+
+        _err(f"warning: the registry record was not updated: {one_line(exc)}")
+
+
+def _require_terminal(job: BatchJob) -> None:
+    if job.status not in TERMINAL:
+        raise CliError(
+            f"batch {job.batch_id} is {job.status!r}, not finished: "
+            f"run `batch-openai wait {job.batch_id}` first"
+        )
+
+
+def _settle(job: BatchJob, *, polls: int = 5, interval: float = 2.0) -> None:
+    """A `completed` batch can lag a poll or two before its file ids appear: give it a few polls."""
+    from batch_openai._job import files_settled
+
+    for _ in range(polls):
+        if all(files_settled(b) for b in job.batches):
+            return
+        time.sleep(interval)
+        job.refresh()
+
+
+# ------------------------------------------------------------------------------------------ list
+def list_batches(
+    status_filter: Annotated[
+        str | None,
+        typer.Option("--status", "-s", help=f"Only batches with this status ({', '.join(STATUSES)})."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Show at most N (newest).")
+    ] = None,
+) -> None:
+    """List tracked batches, newest first (reads the registry only: no API key, no API call)."""
+    if status_filter is not None and status_filter not in STATUSES:
+        raise CliError(f"unknown status {status_filter!r}: use one of {', '.join(STATUSES)}", code=2)
+    registry = _registry()
+    records = registry.list(status=status_filter)
+    if limit is not None:
+        records = records[:limit]
+    if as_json:
+        import orjson
+
+        from batch_openai.cli._batches_io import record_json
+
+        sys.stdout.buffer.write(
+            orjson.dumps([record_json(r) for r in records], option=orjson.OPT_INDENT_2) + b"\n"
+        )
+        return
+    if not records:
+        what = f"with status {status_filter!r} " if status_filter else ""
+        typer.echo(f"No batches {what}tracked in {registry.location}.")
+        return
+    from rich.console import Console
+
+    from batch_openai.cli._batches_io import records_table
+
+    # Piped output gets no width limit, so ids and descriptions are never cut to 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 100_000, soft_wrap=False)
+    console.print(records_table(records))
+
+
+# ------------------------------------------------------------------------------------------ status
+def _requests_text(counts: dict[str, int] | None) -> str:
+    if not counts:
+        return "-"
+    return f"{counts['total']} total, {counts['completed']} completed, {counts['failed']} failed"
+
+
+def status(
+    batch_id: BatchIdArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the batch object as JSON.")] = False,
+) -> None:
+    """Show the live status of a batch (updates its registry record)."""
+    job = _job(batch_id)
+    batch = job.batches[0]
+    if as_json:
+        typer.echo(batch.model_dump_json(indent=2))
+    else:
+        from rich.console import Console
+
+        counts = batch.request_counts.model_dump() if batch.request_counts else None
+        rows = [
+            ("Batch", batch.id),
+            ("Status", batch.status),
+            ("Description", (batch.metadata or {}).get("description") or "-"),
+            ("Endpoint", batch.endpoint),
+            ("Model", getattr(batch, "model", None) or "-"),
+            ("Requests", _requests_text(counts)),
+            ("Input file", batch.input_file_id),
+            ("Output file", batch.output_file_id or "-"),
+            ("Error file", batch.error_file_id or "-"),
+        ]
+        for error in job.errors[:5]:
+            line = f" (line {error.line})" if getattr(error, "line", None) else ""
+            rows.append(("Error", f"{error.code}: {error.message}{line}"))
+        console = Console(width=None if sys.stdout.isatty() else 100_000, highlight=False)
+        for key, value in rows:
+            console.print(f"[bold]{key + ':':<13}[/] {value}", soft_wrap=True)
+    _observe(job.batches)
+
+
+# ------------------------------------------------------------------------------------------ cancel
+def cancel(batch_id: BatchIdArg) -> None:
+    """Cancel a running batch (irreversible; finished requests stay in its output file)."""
+    job = _job(batch_id)
+    if job.status in TERMINAL:
+        raise CliError(f"batch {batch_id} is already {job.status!r}: nothing to cancel")
+    job.cancel()
+    typer.echo(f"Batch {batch_id} cancel requested. Status: {job.status}")
+    _observe(job.batches)
+
+
+# ------------------------------------------------------------------------------------------ download
+def download(
+    batch_id: BatchIdArg,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+    ] = None,
+) -> None:
+    """Download a finished batch's output and error files, merged into one JSONL stream."""
+    from batch_openai.cli._batches_io import atomic_output, merge_jsonl
+
+    job = _job(batch_id)
+    _require_terminal(job)
+    _settle(job)
+    with tempfile.TemporaryDirectory(prefix="batch-openai-dl-") as tmp:
+        out_path, err_path = job.download(tmp)  # streamed to disk by the library, with its retries
+        sources = [p for p in (out_path, err_path) if p is not None]
+        with atomic_output(output) as out:
+            written = merge_jsonl(sources, out)  # type: ignore[arg-type]
+    if output is not None:
+        typer.echo(f"Wrote {written} records to {output}")
+    _observe(job.batches)
+
+
+# ------------------------------------------------------------------------------------------ results
+def _expected_ids(job: BatchJob, directory: str) -> list[str] | None:
+    """The custom_ids of the batch's input file, in order, so requests with no line show as `missing`."""
+    import orjson
+
+    from batch_openai._retry import call
+
+    path = Path(directory) / "input.jsonl"
+    client = job.client
+
+    def fetch() -> None:
+        with (
+            client.files.with_streaming_response.content(job.input_file_id) as response,
+            open(path, "wb") as f,
+        ):
+            for chunk in response.iter_bytes(1 << 20):
+                f.write(chunk)
+
+    try:
+        call(fetch, context=f"downloading input file {job.input_file_id}")
+    except Exception as exc:
+        from batch_openai.cli._context import one_line
+
+        _err(f"warning: input file unavailable, missing requests cannot be listed: {one_line(exc)}")
+        return None
+    ids: list[str] = []
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                ids.append(str(orjson.loads(line)["custom_id"]))
+    return ids
+
+
+def results(
+    batch_id: BatchIdArg,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, csv or parquet.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+    ] = None,
+) -> None:
+    """One outcome row per request (succeeded, failed, expired, cancelled, missing) of a finished batch."""
+    from batch_openai.cli import _batches_io as io
+
+    if fmt not in FORMATS:
+        raise CliError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}", code=2)
+    if fmt == "parquet" and output is None:
+        raise CliError("--format parquet writes a binary file: add --output FILE.parquet", code=2)
+    job = _job(batch_id)
+    _require_terminal(job)
+    _settle(job)
+    with tempfile.TemporaryDirectory(prefix="batch-openai-results-") as tmp:
+        result = job.result(expected_ids=_expected_ids(job, tmp))
+        rows = (io.result_row(item) for item in result)
+        if fmt == "csv":
+            with io.atomic_output(output, binary=False) as out:
+                written = io.write_csv(rows, out)  # type: ignore[arg-type]
+        else:
+            writer = io.write_parquet if fmt == "parquet" else io.write_jsonl
+            with io.atomic_output(output) as out:
+                written = writer(rows, out)  # type: ignore[arg-type]
+    if output is not None:
+        typer.echo(f"Wrote {written} rows to {output}")
+    _observe(job.batches)
+
+
+# ------------------------------------------------------------------------------------------ wait
+def wait(
+    batch_id: BatchIdArg,
+    poll_interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls.")] = 15.0,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.0, help="Give up after this many seconds (the batch keeps running).")
+    ] = None,
+) -> None:
+    """Wait for a batch to finish, with a progress bar; exit 0 only if it completed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    job = _job(batch_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    progress = Progress(
+        TextColumn("[bold]{task.fields[status]:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+    def show(batch: Any) -> None:
+        counts = batch.request_counts
+        total = counts.total if counts and counts.total else None
+        done = (counts.completed + counts.failed) if counts else 0
+        progress.update(task, total=total, completed=done, status=batch.status)
+
+    last_status = job.status
+    with progress:
+        task = progress.add_task(batch_id, total=None, status=job.status)
+        show(job.batches[0])
+        while job.status not in TERMINAL:
+            if deadline is not None and time.monotonic() >= deadline:
+                _observe(job.batches)
+                raise CliError(f"batch {batch_id} still {job.status!r} after {timeout}s; it keeps running")
+            pause = poll_interval if deadline is None else min(poll_interval, deadline - time.monotonic())
+            time.sleep(max(pause, 0.0))
+            job.refresh(on_progress=show)
+            if job.status != last_status:  # keep the record current as the batch moves
+                last_status = job.status
+                _observe(job.batches)
+    _settle(job)
+    _observe(job.batches)
+    counts = job.request_counts
+    summary = f"{counts.completed} completed, {counts.failed} failed of {counts.total}"
+    if job.status != "completed":
+        raise CliError(f"batch {batch_id} ended {job.status!r} ({summary})")
+    typer.echo(f"Batch {batch_id} completed: {summary}")
