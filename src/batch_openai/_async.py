@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batch_openai._errors import BatchConflictError, BatchValidationError, OpenAIBatchError, classify, redact
+from batch_openai._errors import BatchConflictError, BatchValidationError, OpenAIBatchError, redact
 from batch_openai._job import (
     TERMINAL,
     BatchJob,
@@ -27,7 +27,8 @@ from batch_openai._job import (
 from batch_openai._jsonl import ensure_dir, fingerprint_file
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, acall, no_sdk_retries
-from batch_openai._submit import DEFAULT_MAX_PAGES, build_metadata, log, matches
+from batch_openai._submit import DEFAULT_MAX_PAGES, answer_may_be_lost, build_metadata, log, matches
+from batch_openai._validation import check_endpoint
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -78,6 +79,7 @@ async def async_submit_file(
     max_pages: int = DEFAULT_MAX_PAGES,
 ) -> BatchJob:
     """Async twin of `submit_file`: one batch for one file, idempotent by fingerprint."""
+    check_endpoint(endpoint)
     p = Path(path)
     if not p.is_file() or p.stat().st_size == 0:
         raise BatchValidationError(f"input file {str(p)!r} is missing or empty; write the requests first")
@@ -112,8 +114,7 @@ async def async_submit_file(
     try:
         batch = await acall(create, policy=retry, context="creating batch")
     except OpenAIBatchError as exc:
-        cause = exc.__cause__
-        if cause is None or classify(cause) != "transient":
+        if not answer_may_be_lost(exc.__cause__):
             try:
                 await client.files.delete(uploaded.id)
             except Exception as cleanup:

@@ -32,7 +32,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     """First backoff ceiling in seconds; doubles each attempt."""
     max_delay: float = 30.0
-    """Largest single wait, also the cap on a server's Retry-After."""
+    """Largest single backoff wait (a server's Retry-After is honoured as given, within max_seconds)."""
     auth_retries: int = 1
     """A 401/403 is retried this many times (a key rotation can race a call) before `BatchAuthError`."""
 
@@ -44,8 +44,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt `attempt` (1-based): full jitter, or the server's ask."""
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
+        if retry_after is not None:  # the server knows best; the max_seconds budget still bounds it
+            return retry_after
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         return random.uniform(0.0, ceiling)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from batch_openai._errors import BatchValidationError, OpenAIBatchError, classify, redact
 from batch_openai._jsonl import fingerprint_file
 from batch_openai._retry import RetryPolicy, call, no_sdk_retries
+from batch_openai._validation import check_endpoint
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -109,6 +110,14 @@ def find_batch_by_fingerprint(
     )
 
 
+def answer_may_be_lost(exc: BaseException | None) -> bool:
+    """True for a connection drop, timeout or 5xx (the create may have happened); 4xx/429: it did not."""
+    if exc is None or classify(exc) != "transient":
+        return False
+    status = getattr(exc, "status_code", None)
+    return status is None or status >= 500
+
+
 def _delete_quietly(client: Any, file_id: str) -> None:
     try:
         client.files.delete(file_id)
@@ -130,6 +139,7 @@ def submit_file(
     """Create ONE batch for one input file, idempotently (see the module docstring); return its `BatchJob`."""
     from batch_openai._job import BatchJob
 
+    check_endpoint(endpoint)
     p = Path(path)
     if not p.is_file() or p.stat().st_size == 0:
         raise BatchValidationError(f"input file {str(p)!r} is missing or empty; write the requests first")
@@ -166,8 +176,7 @@ def submit_file(
     try:
         batch = call(create, policy=retry, context="creating batch")
     except OpenAIBatchError as exc:
-        cause = exc.__cause__
-        if cause is None or classify(cause) != "transient":
+        if not answer_may_be_lost(exc.__cause__):
             _delete_quietly(client, uploaded.id)  # rejected for sure: the upload is of no use
         raise
     return BatchJob(client, [batch], retry=retry)
