@@ -116,6 +116,63 @@ def embedding_weight(body: Mapping[str, Any]) -> int:
     return 1
 
 
+def _strict_schema_problem(schema: Any, path: str = "schema") -> str | None:
+    """The first rule of OpenAI's strict structured-output mode that `schema` breaks, or None."""
+    if isinstance(schema, list):
+        for i, sub in enumerate(schema):
+            problem = _strict_schema_problem(sub, f"{path}[{i}]")
+            if problem:
+                return problem
+        return None
+    if not isinstance(schema, Mapping):
+        return None
+    props = schema.get("properties")
+    if schema.get("type") == "object" or isinstance(props, Mapping):
+        if schema.get("additionalProperties") is not False:
+            return f"{path}: strict mode needs 'additionalProperties': false on every object"
+        keys = set(props or {})
+        required = set(schema.get("required") or [])
+        if required != keys:
+            missing, unknown = sorted(keys - required), sorted(required - keys)
+            detail = f"not required: {missing}" if missing else f"required but not in properties: {unknown}"
+            return f"{path}: strict mode needs 'required' to list exactly the properties ({detail})"
+        for name, sub in (props or {}).items():
+            problem = _strict_schema_problem(sub, f"{path}.properties.{name}")
+            if problem:
+                return problem
+    for key in ("items", "anyOf", "allOf", "oneOf", "prefixItems"):
+        if key in schema:
+            problem = _strict_schema_problem(schema[key], f"{path}.{key}")
+            if problem:
+                return problem
+    for key in ("$defs", "definitions"):
+        for name, sub in (schema.get(key) or {}).items():
+            problem = _strict_schema_problem(sub, f"{path}.{key}.{name}")
+            if problem:
+                return problem
+    return None
+
+
+_SCHEMA_CACHE: dict[bytes, str | None] = {}
+
+
+def strict_schema_problem(fmt: Any) -> str | None:
+    """The problem with a strict `json_schema` format (chat or responses shape), or None."""
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema":
+        return None
+    inner = fmt.get("json_schema", fmt)  # chat nests it; responses' text.format does not
+    if not isinstance(inner, Mapping) or inner.get("strict") is not True:
+        return None
+    import orjson
+
+    key = orjson.dumps(inner.get("schema"), option=orjson.OPT_SORT_KEYS)
+    if key not in _SCHEMA_CACHE:  # the same schema is usually sent with every request: check it once
+        if len(_SCHEMA_CACHE) > 256:
+            _SCHEMA_CACHE.clear()
+        _SCHEMA_CACHE[key] = _strict_schema_problem(inner.get("schema"))
+    return _SCHEMA_CACHE[key]
+
+
 def check_body(
     url: str,
     body: object,
@@ -145,6 +202,18 @@ def check_body(
         _check_input(body.get("input"), "input", custom_id, line)
     elif url == "/v1/completions":
         _check_input(body.get("prompt"), "prompt", custom_id, line)
+    fmt = body.get("response_format")
+    if fmt is None and isinstance(body.get("text"), Mapping):
+        fmt = body["text"].get("format")
+    if fmt is not None:
+        problem = strict_schema_problem(fmt)
+        if problem:
+            raise _fail(
+                f"the strict JSON schema would be rejected by the service — {problem}; pass the Pydantic "
+                "model class itself (response_format=MyModel, or text_format=MyModel for /v1/responses)",
+                custom_id,
+                line,
+            )
     if check_models:
         problems = model_problems(url, model, body)
         if problems:

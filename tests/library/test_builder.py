@@ -336,3 +336,62 @@ def test_embedding_shards_count_inputs(tmp_path: Path, monkeypatch: pytest.Monke
         b.add_embedding(["a", "b"], model="emb", custom_id=f"e{i}")  # 2 inputs each
     shards = b.write_shards(tmp_path / "s")
     assert [s.count for s in shards] == [2, 2]
+
+
+def _fmt(schema: dict) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": "x", "strict": True, "schema": schema}}
+
+
+@pytest.mark.parametrize(
+    ("schema", "needle"),
+    [
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+            "additionalProperties",
+        ),
+        (
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"a": {"type": "string"}},
+                "required": [],
+            },
+            r"not required: \['a'\]",
+        ),
+        (
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["a"],
+                "properties": {"a": {"type": "array", "items": {"type": "object", "properties": {"b": {}}}}},
+            },
+            r"schema.properties.a.items: .*additionalProperties",
+        ),
+        (
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["a"],
+                "properties": {"a": {"$ref": "#/$defs/D"}},
+                "$defs": {
+                    "D": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"x": {}},
+                        "required": [],
+                    }
+                },
+            },
+            r"\$defs.D",
+        ),
+    ],
+)
+def test_broken_strict_schemas_are_refused(schema: dict, needle: str) -> None:
+    with pytest.raises(BatchValidationError, match=needle):
+        BatchRequestBuilder().add(MSG, model="gpt-4o-mini", response_format=_fmt(schema))
+    text = {"format": {"type": "json_schema", "name": "x", "strict": True, "schema": schema}}
+    with pytest.raises(BatchValidationError, match=needle):
+        BatchRequestBuilder().add_response("hi", model="gpt-4o-mini", text=text)
+    # not strict: the service does not enforce these rules, neither do we
+    loose = {"type": "json_schema", "json_schema": {"name": "x", "strict": False, "schema": schema}}
+    BatchRequestBuilder().add(MSG, model="gpt-4o-mini", response_format=loose)
