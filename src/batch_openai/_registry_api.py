@@ -36,6 +36,13 @@ __all__ = ["ApiStore"]
 _PAGE = 200  # the largest page Prefect's API serves
 _servers: dict[Path, Any] = {}
 _servers_lock = threading.Lock()
+_record_locks: dict[str, threading.Lock] = {}
+
+
+def _lock_for(name: str) -> threading.Lock:
+    """The in-process lock of one record (read-merge-write must not interleave between threads)."""
+    with _servers_lock:
+        return _record_locks.setdefault(name, threading.Lock())
 
 
 def _free_port() -> int:
@@ -52,6 +59,7 @@ def _home_api_url(home: Path) -> str:
             from prefect.server.api.server import SubprocessASGIServer
             from prefect.settings import (
                 PREFECT_HOME,
+                PREFECT_SERVER_ANALYTICS_ENABLED,
                 PREFECT_SERVER_DATABASE_CONNECTION_URL,
                 temporary_settings,
             )
@@ -60,6 +68,7 @@ def _home_api_url(home: Path) -> str:
             updates = {
                 PREFECT_HOME: str(home),
                 PREFECT_SERVER_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home}/prefect.db",
+                PREFECT_SERVER_ANALYTICS_ENABLED: False,  # no network here, and it only logs errors
             }
             # A port of our own gives a server instance of our own (Prefect keys its singletons by port).
             with temporary_settings(updates=updates):
@@ -136,31 +145,50 @@ class ApiStore:
         return records
 
     def put(self, record: BatchRecord, *, force_status: bool = False) -> BatchRecord:
-        """Create or merge-update a record; safe when several processes write the same batch."""
+        """Create or merge-update a record; safe when several threads or processes write the same batch.
+
+        Writers in one process take turns (a lock per record). Across processes a write is read back:
+        if another writer put an older status over ours meanwhile, ours is merged in again, so the
+        most advanced observation wins (Variables offer no compare-and-set to do better).
+        """
+        name = variable_name(record.batch_id)
+        with _lock_for(name), self.client() as client:
+            for _ in range(5):
+                merged = self._write_once(client, name, record, force_status=force_status)
+                if merged is None:
+                    continue  # lost a create race: merge into the winner's record
+                if force_status:
+                    return merged
+                stored = client.read_variable_by_name(name)
+                value = stored.value if stored is not None else None
+                now = decode_record(value) if isinstance(value, dict) else None
+                if now is not None and merge_records(now, merged).status == now.status:
+                    return now
+        raise RuntimeError(f"could not write the registry record of {record.batch_id!r}")
+
+    @staticmethod
+    def _write_once(
+        client: SyncPrefectClient, name: str, record: BatchRecord, *, force_status: bool
+    ) -> BatchRecord | None:
+        """One read-merge-write; None when a concurrent create got there first."""
         from prefect.client.schemas.actions import VariableCreate, VariableUpdate
         from prefect.exceptions import ObjectAlreadyExists
 
-        name = variable_name(record.batch_id)
-        with self.client() as client:
-            for _ in range(3):
-                existing = client.read_variable_by_name(name)
-                if existing is None:
-                    try:
-                        client.create_variable(
-                            VariableCreate(
-                                name=name, value=encode_record(record), tags=status_tags(record.status)
-                            )
-                        )
-                        return record
-                    except ObjectAlreadyExists:
-                        continue  # another writer created it first: merge into theirs
-                old = decode_record(existing.value) if isinstance(existing.value, dict) else None
-                merged = merge_records(old, record, force_status=force_status)
-                client.update_variable(
-                    VariableUpdate(name=name, value=encode_record(merged), tags=status_tags(merged.status))
+        existing = client.read_variable_by_name(name)
+        if existing is None:
+            try:
+                client.create_variable(
+                    VariableCreate(name=name, value=encode_record(record), tags=status_tags(record.status))
                 )
-                return merged
-        raise RuntimeError(f"could not write the registry record of {record.batch_id!r}")
+            except ObjectAlreadyExists:
+                return None
+            return record
+        old = decode_record(existing.value) if isinstance(existing.value, dict) else None
+        merged = merge_records(old, record, force_status=force_status)
+        client.update_variable(
+            VariableUpdate(name=name, value=encode_record(merged), tags=status_tags(merged.status))
+        )
+        return merged
 
     def delete(self, batch_id: str) -> bool:
         """Remove a record; False if it was not there."""
