@@ -65,13 +65,12 @@ def serve(
 ) -> None:
     """Serve the local Batch API at http://HOST:PORT/v1 until interrupted."""
     import asyncio
-    import socket
 
     import uvicorn
 
     from batch_openai.local.app import build_app
     from batch_openai.local.config import ServerConfig
-    from batch_openai.local.server import build_state, uvicorn_config
+    from batch_openai.local.server import bind_socket, build_state, uvicorn_config
 
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="batch-openai-local-"))
@@ -96,10 +95,8 @@ def serve(
             _add_fault_spec(state.faults, spec)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock = bind_socket(host, port)
     except OSError as exc:
         raise typer.BadParameter(f"cannot bind {host}:{port} ({exc.strerror}); pick another --port") from None
     bound = sock.getsockname()[1]

@@ -297,7 +297,7 @@ def build_app(state: ServerState) -> ASGIApp:
             "error_file_id": None,
             "created_at": created,
             "in_progress_at": None,
-            "expires_at": math.ceil(deadline),
+            "expires_at": created + math.ceil(cfg.window_seconds),
             "finalizing_at": None,
             "completed_at": None,
             "failed_at": None,
@@ -314,7 +314,7 @@ def build_app(state: ServerState) -> ASGIApp:
             },
             "metadata": params.get("metadata"),
         }
-        extra: dict[str, Any] = {"deadline": deadline}
+        extra: dict[str, Any] = {"deadline": deadline, "created_at": created_f}
         if params.get("output_expires_after"):
             extra["output_expires_after"] = params["output_expires_after"]
         rec = BatchRecord(obj=obj, seq=store.next_seq(), extra=extra)
@@ -351,7 +351,8 @@ def build_app(state: ServerState) -> ASGIApp:
             if rec.status != "cancelling":
                 rec.cancel_requested = True
                 rec.obj["status"] = "cancelling"
-                rec.obj["cancelling_at"] = now()
+                rec.extra["cancelling_at"] = time.time()
+                rec.obj["cancelling_at"] = int(rec.extra["cancelling_at"])
                 store.save_batch(rec)
             raw = orjson.dumps(rec.obj)
         engine.poke(batch_id)

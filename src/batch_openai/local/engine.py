@@ -156,6 +156,12 @@ def _scan_work(out_path: Any, err_path: Any) -> tuple[set[str], int, int, dict[s
     return done, counts[0], counts[1], usage
 
 
+def _stamp(rec: BatchRecord, name: str) -> float:
+    """A timestamp with sub-second precision when known (the API shows whole seconds)."""
+    value = rec.extra.get(name, rec.obj.get(name))
+    return float(value) if value is not None else time.time()
+
+
 def _deadline(rec: BatchRecord) -> float:
     """When the completion window lapses (sub-second precision for shortened test windows)."""
     return float(rec.extra.get("deadline", rec.obj["expires_at"]))
@@ -253,7 +259,9 @@ class Engine:
         if ev is not None:
             ev.set()
 
-    async def _sleep(self, rec: BatchRecord, seconds: float, *, watch_expiry: bool) -> None:
+    async def _sleep(
+        self, rec: BatchRecord, seconds: float, *, watch_expiry: bool, watch_cancel: bool = True
+    ) -> None:
         """Sleep, but wake early for a cancel, a forced expiry or the window lapsing."""
         deadline = time.time() + seconds
         ev = self._wake[rec.id]
@@ -261,7 +269,7 @@ class Engine:
             left = deadline - time.time()
             if watch_expiry:
                 left = min(left, _deadline(rec) - time.time())
-            if left <= 0 or self._interrupted(rec, watch_expiry):
+            if left <= 0 or (watch_cancel and self._interrupted(rec, watch_expiry)):
                 return
             ev.clear()
             with contextlib.suppress(TimeoutError):
@@ -279,7 +287,8 @@ class Engine:
                 return  # a cancel arrived meanwhile: cancelling wins
             rec.obj["status"] = status
             if stamp:
-                rec.obj[stamp] = now()
+                rec.extra[stamp] = time.time()
+                rec.obj[stamp] = int(rec.extra[stamp])
             rec.obj.update(fields)
             self.store.save_batch(rec)
 
@@ -300,7 +309,9 @@ class Engine:
         cfg = self.config
         vf: ValidatedFile | None = None
         if rec.status == "validating":
-            await self._sleep(rec, rec.obj["created_at"] + cfg.step_seconds - time.time(), watch_expiry=True)
+            await self._sleep(
+                rec, _stamp(rec, "created_at") + cfg.step_seconds - time.time(), watch_expiry=True
+            )
             vf = await self._validate(rec)
             if vf is None:
                 return
@@ -326,8 +337,8 @@ class Engine:
                 await self._end(rec, vf or await self._revalidate(rec), "completed")
                 return
         if rec.status == "cancelling":
-            started = rec.obj.get("cancelling_at") or now()
-            await self._sleep(rec, started + cfg.step_seconds - time.time(), watch_expiry=False)
+            left = _stamp(rec, "cancelling_at") + cfg.step_seconds - time.time()
+            await self._sleep(rec, left, watch_expiry=False, watch_cancel=False)
             await self._end(rec, vf or await self._revalidate(rec), "cancelled")
 
     def _progress_done(self, rec: BatchRecord) -> set[str]:
@@ -410,7 +421,7 @@ class Engine:
                         await self._process_async(rec, vf, prog, pending, mm)
                     else:
                         await self._process_sync(rec, vf, prog, pending, mm)
-            rest = rec.obj["in_progress_at"] + self.config.step_seconds - time.time()
+            rest = _stamp(rec, "in_progress_at") + self.config.step_seconds - time.time()
             if rest > 0:
                 await self._sleep(rec, rest, watch_expiry=True)
         finally:

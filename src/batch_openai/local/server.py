@@ -49,6 +49,21 @@ def uvicorn_config(app: Any, *, log_level: str = "warning") -> uvicorn.Config:
     )
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0 = a free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio only sets TCP_NODELAY on sockets whose proto is IPPROTO_TCP, and
+    # without it every keep-alive answer waited ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class LocalBatchServer:
     """A local Batch API on 127.0.0.1:<free port>, in a thread; use as a context manager."""
 
@@ -103,9 +118,7 @@ class LocalBatchServer:
             return self
         state = build_state(self.config)
         state.faults = self._faults  # faults and stats survive a restart of the helper
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         server = uvicorn.Server(uvicorn_config(build_app(state)))
         state.engine.start()
