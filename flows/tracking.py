@@ -1,8 +1,8 @@
 """The one place where the flows report a batch they created or observed.
 
 Every batch the flows create, re-attach to, or see change status passes through `record_batch`.
-The registry shim (`batch_openai._registry`) plugs in here to track batches; until then this only
-logs. Keep it cheap and never let it fail the flow: tracking is a convenience, not the source of truth
+The registry shim (`batch_openai._registry`) is called from here to track batches as Prefect
+Variables. Keep it cheap and never let it fail the flow: tracking is a convenience, not the source of truth
 (the source of truth is the batch service plus Prefect's task cache).
 """
 
@@ -27,5 +27,9 @@ def record_batch(batch: Any, *, event: BatchEvent, description: str | None = Non
 
 
 def _registry_hook(batch: Any, *, event: BatchEvent, description: str | None) -> None:
-    """Forward to the registry shim when it is available (wired by its owner)."""
-    return None
+    """Track the batch in the registry (Prefect Variables, on the same API the flow run uses)."""
+    from batch_openai._registry import BatchRegistry
+
+    # Every event is an observation: the registry merges it (status never moves backwards, the
+    # creating flow run is kept), so "created", "attached" and "status" need no separate handling.
+    BatchRegistry().track_batch(batch, description=description)
