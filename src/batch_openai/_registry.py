@@ -103,10 +103,18 @@ class BatchRegistry:
         try:
             yield
         except (httpx.HTTPError, OSError, RuntimeError) as exc:
-            raise BatchRegistryError(
-                f"cannot use the batch registry at {self.location}: {exc}. Start that Prefect server, fix "
-                "PREFECT_API_URL, or unset it to use a local Prefect home."
-            ) from exc
+            target = self._target()
+            if target.api_url and not target.explicit_home:
+                fix = "start that Prefect server, fix PREFECT_API_URL, or unset it for a local Prefect home"
+            else:
+                fix = (
+                    "Prefect's ephemeral engine serves this home: raise "
+                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a slow machine, or run "
+                    "`prefect server start` and set PREFECT_API_URL"
+                )
+            detail = str(exc).strip().rstrip(".") or type(exc).__name__
+            message = f"cannot use the batch registry at {self.location}: {detail}; {fix}"
+            raise BatchRegistryError(message) from exc
 
     def __enter__(self) -> Self:
         """Hold one Prefect client open across many writes (much faster for bulk tracking)."""

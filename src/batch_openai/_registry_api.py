@@ -61,6 +61,7 @@ def _home_api_url(home: Path) -> str:
                 PREFECT_HOME,
                 PREFECT_SERVER_ANALYTICS_ENABLED,
                 PREFECT_SERVER_DATABASE_CONNECTION_URL,
+                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
                 temporary_settings,
             )
 
@@ -73,7 +74,8 @@ def _home_api_url(home: Path) -> str:
             # A port of our own gives a server instance of our own (Prefect keys its singletons by port).
             with temporary_settings(updates=updates):
                 server = SubprocessASGIServer(port=_free_port())
-                server.start()
+                # Prefect's 20 s default is too short on a busy 2-core machine (7–17 s measured idle).
+                server.start(timeout=max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 90))
             _servers[home] = server
         return str(server.api_url)
 
