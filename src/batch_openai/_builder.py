@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 import orjson
 
 from batch_openai._errors import BatchValidationError
-from batch_openai._jsonl import encode_line, iter_lines
+from batch_openai._jsonl import compact_body, iter_lines, line_parts
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard, write_shards
 from batch_openai._validation import (
@@ -26,6 +26,7 @@ from batch_openai._validation import (
     check_body,
     check_custom_id,
     check_endpoint,
+    check_messages,
     embedding_weight,
 )
 
@@ -60,6 +61,23 @@ def _strict_text_format(model: type) -> dict[str, Any]:
     return dict(type_to_text_format_param(model))
 
 
+def _non_finite(value: Any, path: str = "body") -> str | None:
+    """Where a NaN or infinity sits in `value` (e.g. "temperature=nan"), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path.removeprefix('body.')}={value}"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            found = _non_finite(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _non_finite(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 class BatchRequestBuilder:
     """Collects batch requests (chat, responses, embeddings, completions, moderations) to submit."""
 
@@ -72,6 +90,7 @@ class BatchRequestBuilder:
         self._weights: list[int] = []
         self._explicit: set[str] = set()
         self._final: list[str] | None = None
+        self._generated: set[str] = set()
 
     # ---------------------------------------------------------------- adding
     def _label(self, custom_id: str | None, line: int | None) -> str:
@@ -81,28 +100,18 @@ class BatchRequestBuilder:
             return f"request (custom_id {custom_id!r})"
         return f"request #{len(self._ids)} (0-based, no custom_id)"
 
-    def _encode(self, body: Mapping[str, Any], custom_id: str | None, line: int | None = None) -> bytes:
-        try:
-            return orjson.dumps(body, option=_DUMPS_OPTS)
-        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
-            raise BatchValidationError(
-                f"{self._label(custom_id, line)} holds a value that is not JSON ({exc}); convert it to "
-                "str/int/float/bool/None/list/dict first (e.g. model.model_dump(), str(date))",
-                custom_id=custom_id,
-                line=line,
-            ) from None
-
     def _append(
         self,
         url: str,
         body: dict[str, Any],
         custom_id: str | None,
-        *,
         line: int | None = None,
-        checked: bool = False,
+        plain: bool = False,
     ) -> Self:
+        """Check, encode and keep one request; `plain` = a chat body of only model and messages."""
         if custom_id is not None:
-            check_custom_id(custom_id, line)
+            if type(custom_id) is not str or not custom_id:
+                check_custom_id(custom_id, line)
             if custom_id in self._explicit:
                 where = f" at line {line}" if line else ""
                 raise BatchValidationError(
@@ -110,32 +119,45 @@ class BatchRequestBuilder:
                     custom_id=custom_id,
                     line=line,
                 )
-        model = body.get("model") if checked else None
-        if not checked:
-            try:
+        try:
+            model = body["model"] if plain else None
+            if type(model) is str and model:
+                # Nothing but model and messages: no stream, no schema, no parameter a model could reject.
+                check_messages(body["messages"], custom_id, line)
+            else:
                 model = check_body(url, body, custom_id=custom_id, line=line, check_models=self.check_models)
-            except BatchValidationError as exc:
-                if custom_id is None and line is None:  # name the request by its position instead
-                    raise BatchValidationError(
-                        str(exc).replace("request:", self._label(None, None) + ":", 1)
-                    ) from None
-                raise
-        for key, value in body.items():
-            if isinstance(value, float) and not math.isfinite(value):
+        except BatchValidationError as exc:
+            if custom_id is None and line is None:  # name the request by its position instead
                 raise BatchValidationError(
-                    f"{self._label(custom_id, line)}: {key}={value} is not valid JSON; pass a finite number",
+                    str(exc).replace("request:", self._label(None, None) + ":", 1)
+                ) from None
+            raise
+        try:
+            encoded = orjson.dumps(body, option=_DUMPS_OPTS)
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            raise BatchValidationError(
+                f"{self._label(custom_id, line)} holds a value that is not JSON ({exc}); convert it to "
+                "str/int/float/bool/None/list/dict first (e.g. model.model_dump(), str(date))",
+                custom_id=custom_id,
+                line=line,
+            ) from None
+        # orjson writes NaN and infinities as null; only a body whose JSON holds a null can hide one.
+        if b"null" in encoded:
+            where = _non_finite(body)
+            if where is not None:
+                raise BatchValidationError(
+                    f"{self._label(custom_id, line)}: {where} is not valid JSON; pass a finite number",
                     custom_id=custom_id,
                     line=line,
                 )
-        encoded = self._encode(body, custom_id, line)
         if custom_id is not None:
             self._explicit.add(custom_id)
-            if self._final is not None and custom_id in self._final:
-                self._final = None  # a generated id now collides: regenerate so it never does
+            if custom_id in self._generated:  # a generated id now collides: regenerate so none does
+                self._final, self._generated = None, set()
         self._ids.append(custom_id)
         self._urls.append(url)
-        self._models.append(model)  # type: ignore[arg-type]
-        self._bodies.append(encoded)
+        self._models.append(model)
+        self._bodies.append(compact_body(encoded))
         self._weights.append(embedding_weight(body) if url == _EMBEDDINGS else 1)
         return self
 
@@ -148,15 +170,14 @@ class BatchRequestBuilder:
         **params: Any,
     ) -> Self:
         """Add one /v1/chat/completions request; `response_format` may be a Pydantic model class."""
+        if type(messages) is tuple:
+            messages = list(messages)
+        if not params:  # the common case, kept lean: it runs 50,000 times for a full batch
+            return self._append(_CHAT, {"model": model, "messages": messages}, custom_id, plain=True)
         rf = params.get("response_format")
         if rf is not None and _is_model_class(rf):
             params["response_format"] = _strict_format(rf)
-        body = {
-            "model": model,
-            "messages": list(messages) if isinstance(messages, tuple) else messages,
-            **params,
-        }
-        return self._append(_CHAT, body, custom_id)
+        return self._append(_CHAT, {"model": model, "messages": messages, **params}, custom_id)
 
     def add_response(
         self,
@@ -279,6 +300,7 @@ class BatchRequestBuilder:
         if self._final is None or len(self._final) != len(self._ids):
             used = self._explicit
             final: list[str] = []
+            generated: set[str] = set()
             for i, cid in enumerate(self._ids):
                 if cid is None:
                     cid = f"request-{i}"
@@ -286,8 +308,9 @@ class BatchRequestBuilder:
                     while cid in used:
                         k += 1
                         cid = f"request-{i}-{k}"
+                    generated.add(cid)
                 final.append(cid)
-            self._final = final
+            self._final, self._generated = final, generated
         return self._final
 
     @property
@@ -307,9 +330,9 @@ class BatchRequestBuilder:
         ids = self.custom_ids
         with open(out, "wb", buffering=1 << 20) as f:
             block: list[bytes] = []
-            for i in range(len(ids)):
-                block.append(encode_line(ids[i], self._urls[i], self._bodies[i]))
-                if len(block) >= 1024:
+            for cid, url, body in zip(ids, self._urls, self._bodies, strict=True):
+                block += line_parts(cid, url, body)
+                if len(block) >= 5120:  # ~1,000 lines per write
                     f.write(b"".join(block))
                     block.clear()
             f.write(b"".join(block))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-__all__ = ["encode_line", "fingerprint_file", "iter_lines"]
+__all__ = ["compact_body", "encode_line", "ensure_dir", "fingerprint_file", "iter_lines", "line_parts"]
 
 _CHUNK = 1 << 20
 
@@ -35,12 +35,34 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
 _PREFIX_CACHE: dict[str, bytes] = {}
 
 
-def encode_line(custom_id: str, url: str, body: bytes) -> bytes:
-    """One batch-input line (with its newline) from an already-encoded body."""
+def compact_body(encoded: bytes) -> bytes:
+    """A body as kept in memory: its JSON without the opening brace, in an exactly-sized bytes object.
+
+    orjson hands back bytes carrying a 4-8 KB allocation whatever their length; slicing copies them into a
+    right-sized object (50,000 requests: ~30 MB instead of ~200 MB), and dropping the brace makes that
+    copy free of any further cost.
+    """
+    return encoded[1:]
+
+
+def quote(text: str) -> bytes:
+    """`text` as a JSON string, UTF-8 unescaped (orjson only when escaping is needed)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return b'"' + text.encode() + b'"'
+    return orjson.dumps(text)  # an id with quotes, backslashes or control characters: let orjson escape
+
+
+def line_parts(custom_id: str, url: str, body: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The pieces of one batch-input line (newline included), to be joined in blocks: one copy, not four."""
     tail = _PREFIX_CACHE.get(url)
     if tail is None:
-        tail = _PREFIX_CACHE[url] = b',"method":"POST","url":' + orjson.dumps(url) + b',"body":'
-    return b'{"custom_id":' + orjson.dumps(custom_id) + tail + body + b"}\n"
+        tail = _PREFIX_CACHE[url] = b',"method":"POST","url":' + orjson.dumps(url) + b',"body":{'
+    return b'{"custom_id":', quote(custom_id), tail, body, b"}\n"
+
+
+def encode_line(custom_id: str, url: str, body: bytes) -> bytes:
+    """One batch-input line (with its newline) from a `compact_body`."""
+    return b"".join(line_parts(custom_id, url, body))
 
 
 def ensure_dir(directory: str | os.PathLike[str]) -> Path:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["MODEL_RULES", "ModelRule", "model_problems"]
+__all__ = ["MODEL_RULES", "ModelRule", "model_problems", "rejected_params"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ MODEL_RULES: tuple[ModelRule, ...] = (
 
 
 @functools.lru_cache(maxsize=1024)
-def _rejected(endpoint: str, model: str) -> tuple[tuple[str, str], ...]:
+def rejected_params(endpoint: str, model: str) -> tuple[tuple[str, str], ...]:
+    """(parameter, fix) pairs that `model` rejects on `endpoint`."""
     # Cached per (endpoint, model): a 50,000-request builder matches the regexes once, not 50,000 times.
     return tuple(
         (param, fix)
@@ -79,5 +80,7 @@ def _rejected(endpoint: str, model: str) -> tuple[tuple[str, str], ...]:
 def model_problems(endpoint: str, model: str, body: Mapping[str, object]) -> list[str]:
     """Describe each parameter in `body` that `model` rejects on `endpoint` (empty when all is well)."""
     return [
-        f"model {model!r} does not accept {p!r}: {fix}" for p, fix in _rejected(endpoint, model) if p in body
+        f"model {model!r} does not accept {p!r}: {fix}"
+        for p, fix in rejected_params(endpoint, model)
+        if p in body
     ]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from batch_openai._errors import BatchValidationError
-from batch_openai._models import model_problems
+from batch_openai._models import model_problems, rejected_params
 
 __all__ = [
     "ENDPOINTS",
@@ -15,6 +15,7 @@ __all__ = [
     "check_body",
     "check_custom_id",
     "check_endpoint",
+    "check_messages",
     "embedding_weight",
 ]
 
@@ -72,35 +73,37 @@ def check_endpoint(url: object, custom_id: str | None = None, line: int | None =
     return url
 
 
-def _check_messages(messages: object, custom_id: str | None, line: int | None) -> None:
-    if not isinstance(messages, list | tuple) or not messages:
+def check_messages(messages: object, custom_id: str | None, line: int | None) -> None:
+    if (type(messages) is not list and not isinstance(messages, tuple)) or not messages:
         raise _fail(
             "messages must be a non-empty list of {'role': ..., 'content': ...} dicts, "
             f"got {type(messages).__name__}",
             custom_id,
             line,
         )
+    """Raise `BatchValidationError` unless `messages` is a non-empty list of well-formed chat messages."""
     for i, message in enumerate(messages):
-        if type(message) is not dict and not isinstance(message, Mapping):
-            raise _fail(
-                f"messages[{i}] must be a dict with 'role' and 'content', got {message!r:.80}",
-                custom_id,
-                line,
-            )
-        role = message.get("role")
-        if role not in _ROLES:
-            raise _fail(f"messages[{i}] has role {role!r}; use one of {sorted(_ROLES)}", custom_id, line)
-        if "content" not in message and not (
-            role == "assistant" and ("tool_calls" in message or "function_call" in message)
-        ):
-            raise _fail(
-                f"messages[{i}] (role {role!r}) has no 'content'; add the message text", custom_id, line
-            )
-        content = message.get("content")
-        if role in ("user", "system", "developer") and (content is None or content == "" or content == []):
-            raise _fail(
-                f"messages[{i}] (role {role!r}) has empty content; add the message text", custom_id, line
-            )
+        # The common case (a dict with a known role and non-empty content) costs two lookups.
+        if type(message) is dict and message.get("role") in _ROLES and message.get("content"):
+            continue
+        _check_message(i, message, custom_id, line)
+
+
+def _check_message(i: int, message: object, custom_id: str | None, line: int | None) -> None:
+    if not isinstance(message, Mapping):
+        raise _fail(
+            f"messages[{i}] must be a dict with 'role' and 'content', got {message!r:.80}", custom_id, line
+        )
+    role = message.get("role")
+    if role not in _ROLES:
+        raise _fail(f"messages[{i}] has role {role!r}; use one of {sorted(_ROLES)}", custom_id, line)
+    if "content" not in message and not (
+        role == "assistant" and ("tool_calls" in message or "function_call" in message)
+    ):
+        raise _fail(f"messages[{i}] (role {role!r}) has no 'content'; add the message text", custom_id, line)
+    content = message.get("content")
+    if role in ("user", "system", "developer") and (content is None or content == "" or content == []):
+        raise _fail(f"messages[{i}] (role {role!r}) has empty content; add the message text", custom_id, line)
 
 
 def _check_input(value: object, name: str, custom_id: str | None, line: int | None) -> None:
@@ -185,14 +188,14 @@ def check_body(
     if type(body) is not dict and not isinstance(body, Mapping):
         raise _fail(f"body must be a JSON object, got {type(body).__name__}", custom_id, line)
     model = body.get("model")
-    if not isinstance(model, str) or not model:
+    if type(model) is not str or not model:
         raise _fail("body has no 'model'; every batch request names its model", custom_id, line)
     if body.get("stream"):
         raise _fail("stream=True is not supported in batches; remove 'stream'", custom_id, line)
     if url == "/v1/chat/completions":
         if "messages" not in body:
             raise _fail("chat request has no 'messages'", custom_id, line)
-        _check_messages(body["messages"], custom_id, line)
+        check_messages(body["messages"], custom_id, line)
     elif url == "/v1/responses":
         if "input" not in body and "prompt" not in body:
             raise _fail("responses request has no 'input'", custom_id, line)
@@ -203,7 +206,7 @@ def check_body(
     elif url == "/v1/completions":
         _check_input(body.get("prompt"), "prompt", custom_id, line)
     fmt = body.get("response_format")
-    if fmt is None and isinstance(body.get("text"), Mapping):
+    if fmt is None and "text" in body and isinstance(body["text"], Mapping):
         fmt = body["text"].get("format")
     if fmt is not None:
         problem = strict_schema_problem(fmt)
@@ -214,7 +217,7 @@ def check_body(
                 custom_id,
                 line,
             )
-    if check_models:
+    if check_models and rejected_params(url, model):
         problems = model_problems(url, model, body)
         if problems:
             raise _fail(
