@@ -39,6 +39,7 @@ class ServerConfig:
     shuffle_output: bool = False
     line_failure_rate: float = 0.0
     stall_finalizing_seconds: float = 0.0
+    upstream_backoff_seconds: float = 0.25
     max_lines: int = MAX_LINES
     max_bytes: int = MAX_BYTES
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import orjson
 
 from batch_openai.local import mock_text as txt
@@ -268,8 +267,10 @@ def _inputs(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def embed_vector(seed_key: bytes, item: Any, dims: int) -> np.ndarray:
+def embed_vector(seed_key: bytes, item: Any, dims: int) -> Any:
     """A unit vector fixed by the seed, the model and the input alone (batching does not change it)."""
+    import numpy as np  # only embeddings need it; keeps server start-up light
+
     h = hashlib.blake2b(orjson.dumps(item), digest_size=8, key=seed_key[:64]).digest()
     vec = np.random.default_rng(int.from_bytes(h, "little")).standard_normal(dims)
     return (vec / np.linalg.norm(vec)).astype(np.float32)

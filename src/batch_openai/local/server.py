@@ -11,7 +11,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
 import uvicorn
 
 from batch_openai.local.app import ServerState, build_app, expire_batch, update_config
@@ -30,7 +29,12 @@ def build_state(config: ServerConfig) -> ServerState:
         from batch_openai.local.forward import Forwarder
 
         assert config.upstream is not None
-        fwd = Forwarder(config.upstream, concurrency=config.concurrency, api_key=config.upstream_api_key)
+        fwd = Forwarder(
+            config.upstream,
+            concurrency=config.concurrency,
+            api_key=config.upstream_api_key,
+            backoff_seconds=config.upstream_backoff_seconds,
+        )
         engine = Engine(config, store, respond_async=fwd.respond, close_async=fwd.aclose)
     else:
         engine = Engine(config, store, respond=MockResponder(config.seed).respond)
@@ -58,6 +62,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # listen now, so a client that read the printed URL is never refused
     except OSError:
         sock.close()
         raise
@@ -84,6 +89,7 @@ class LocalBatchServer:
         host: str = "127.0.0.1",
         port: int = 0,
         upstream_api_key: str | None = None,
+        upstream_backoff_seconds: float = 0.25,
     ) -> None:
         self._tmp: str | None = None
         if state_dir is None:
@@ -97,6 +103,7 @@ class LocalBatchServer:
             responder=responder,
             upstream=upstream,
             upstream_api_key=upstream_api_key,
+            upstream_backoff_seconds=upstream_backoff_seconds,
             concurrency=concurrency,
             enqueued_token_limit=enqueued_token_limit,
             completion_window_seconds=completion_window_seconds,
@@ -252,8 +259,3 @@ class LocalBatchServer:
         if self._state is None:
             raise RuntimeError("the server is not running: call start() or use it as a context manager")
         return self._state
-
-
-def admin_client(root_url: str) -> httpx.Client:
-    """An httpx client for the `/_local/` admin API of a server in another process."""
-    return httpx.Client(base_url=root_url, timeout=10)
