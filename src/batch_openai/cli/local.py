@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from batch_openai.local.faults import FaultBoard
 
 app = typer.Typer(help="A local, faithful OpenAI Batch API server.", no_args_is_help=True)
 
@@ -72,8 +76,9 @@ def serve(
     from batch_openai.local.config import ServerConfig
     from batch_openai.local.server import bind_socket, build_state, uvicorn_config
 
-    if state_dir is None:
-        state_dir = Path(tempfile.mkdtemp(prefix="batch-openai-local-"))
+    temp_dir = None
+    if state_dir is None:  # nothing asked to keep: a private directory, removed on exit
+        temp_dir = state_dir = Path(tempfile.mkdtemp(prefix="batch-openai-local-"))
     config = ServerConfig(
         state_dir=state_dir,
         step_seconds=step_seconds,
@@ -94,29 +99,31 @@ def serve(
         for spec in fault or []:
             _add_fault_spec(state.faults, spec)
     except ValueError as exc:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
         raise typer.BadParameter(str(exc)) from None
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
         raise typer.BadParameter(f"cannot bind {host}:{port} ({exc.strerror}); pick another --port") from None
     bound = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(build_app(state)))
     state.engine.start()
-    typer.echo(
-        f"batch-openai local Batch API: http://{host}:{bound}/v1  (state: {config.state_dir})", err=False
-    )
+    kept = "temporary, removed on exit" if temp_dir is not None else str(config.state_dir)
+    typer.echo(f"batch-openai local Batch API: http://{host}:{bound}/v1  (state: {kept})")
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:
         state.engine.stop()
         sock.close()
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _add_fault_spec(board: object, spec: str) -> None:
+def _add_fault_spec(board: FaultBoard, spec: str) -> None:
     """Parse 'ROUTE=KIND,key=value,...' into a fault rule."""
-    from batch_openai.local.faults import FaultBoard
-
-    assert isinstance(board, FaultBoard)
     head, *opts = spec.split(",")
     if "=" not in head:
         raise ValueError(f"fault {spec!r}: expected 'ROUTE=KIND', e.g. 'POST /v1/batches=429,nth=1'")

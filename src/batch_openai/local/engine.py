@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import mmap
 import os
 import random
@@ -28,6 +29,7 @@ from batch_openai.local.validation import LineError, ValidatedFile, token_limit_
 SyncRespond = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 AsyncRespond = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
 
+_log = logging.getLogger("batch_openai.local")
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 _IN_FLIGHT = frozenset({"in_progress", "finalizing"})
 _CHUNK = 512
@@ -301,9 +303,9 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave a batch hanging forever
+            _log.exception("batch %s failed inside the local server", batch_id)
             err = LineError("server_error", f"The local server failed while processing: {type(exc).__name__}")
             self._set_status(rec, "failed", "failed_at", errors={"object": "list", "data": [err.to_dict()]})
-            raise
 
     async def _drive(self, rec: BatchRecord) -> None:
         cfg = self.config
