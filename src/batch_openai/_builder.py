@@ -84,10 +84,11 @@ class BatchRequestBuilder:
     def __init__(self, *, check_models: bool = True) -> None:
         self.check_models = check_models
         self._ids: list[str | None] = []
-        self._urls: list[str] = []
-        self._models: list[str] = []
+        # (first index, url, model) each time the endpoint or model changes: one entry for a typical
+        # builder instead of two list slots per request.
+        self._runs: list[tuple[int, str, str]] = []
         self._bodies: list[bytes] = []
-        self._weights: list[int] = []
+        self._weights: dict[int, int] = {}  # embeddings requests only: index -> number of inputs
         self._explicit: set[str] = set()
         self._final: list[str] | None = None
         self._generated: set[str] = set()
@@ -155,10 +156,12 @@ class BatchRequestBuilder:
             if custom_id in self._generated:  # a generated id now collides: regenerate so none does
                 self._final, self._generated = None, set()
         self._ids.append(custom_id)
-        self._urls.append(url)
-        self._models.append(model)
+        runs = self._runs
+        if not runs or runs[-1][1] != url or runs[-1][2] != model:
+            runs.append((len(self._ids) - 1, url, model))
         self._bodies.append(compact_body(encoded))
-        self._weights.append(embedding_weight(body) if url == _EMBEDDINGS else 1)
+        if url == _EMBEDDINGS:
+            self._weights[len(self._ids) - 1] = embedding_weight(body)
         return self
 
     def add(
@@ -249,7 +252,7 @@ class BatchRequestBuilder:
                     f"{p.name} line {number}: not UTF-8 (byte {exc.start}); re-save the file as UTF-8",
                     line=number,
                 ) from None
-            if len(raw) + 1 > MAX_FILE_BYTES:
+            if len(raw) > MAX_FILE_BYTES:
                 raise BatchValidationError(
                     f"{p.name} line {number}: {len(raw):,} bytes, over the {MAX_FILE_BYTES:,}-byte file "
                     "limit on its own; shorten that request",
@@ -313,10 +316,18 @@ class BatchRequestBuilder:
             self._final, self._generated = final, generated
         return self._final
 
+    def _expand(self, field: int) -> list[str]:
+        """Per-request urls (field 1) or models (field 2), from the runs."""
+        out: list[str] = []
+        bounds = [start for start, _, _ in self._runs[1:]] + [len(self._ids)]
+        for (start, *values), end in zip(self._runs, bounds, strict=True):
+            out.extend([values[field - 1]] * (end - start))
+        return out
+
     @property
     def endpoints(self) -> list[str]:
         """The distinct endpoints used, in first-seen order."""
-        return list(dict.fromkeys(self._urls))
+        return list(dict.fromkeys(url for _, url, _ in self._runs))
 
     def validate(self) -> None:
         """Raise `BatchValidationError` if the builder cannot be submitted (requests are checked at add)."""
@@ -330,7 +341,7 @@ class BatchRequestBuilder:
         ids = self.custom_ids
         with open(out, "wb", buffering=1 << 20) as f:
             block: list[bytes] = []
-            for cid, url, body in zip(ids, self._urls, self._bodies, strict=True):
+            for cid, url, body in zip(ids, self._expand(1), self._bodies, strict=True):
                 block += line_parts(cid, url, body)
                 if len(block) >= 5120:  # ~1,000 lines per write
                     f.write(b"".join(block))
@@ -350,10 +361,10 @@ class BatchRequestBuilder:
         return write_shards(
             directory,
             ids=self.custom_ids,
-            urls=self._urls,
-            models=self._models,
+            urls=self._expand(1),
+            models=self._expand(2),
             bodies=self._bodies,
-            weights=self._weights,
+            weights=[self._weights.get(i, 1) for i in range(len(self._ids))],
             max_requests=min(max_requests, MAX_REQUESTS),
             max_bytes=min(max_bytes, MAX_FILE_BYTES),
         )

@@ -254,8 +254,22 @@ class BatchJob:
         return f"BatchJob(batch_ids={self.batch_ids!r}, status={self.status!r})"
 
     # ---------------------------------------------------------------- sync network
+    @property
+    def is_async(self) -> bool:
+        """True when the job holds an `openai.AsyncOpenAI` client (use the `async_*` methods)."""
+        import inspect
+
+        return inspect.iscoroutinefunction(self._client.batches.retrieve)
+
+    def _sync_only(self, method: str, twin: str) -> None:
+        if self.is_async:
+            raise TypeError(
+                f"this BatchJob holds an async client: use `await job.{twin}(...)`, not {method}()"
+            )
+
     def refresh(self, *, on_progress: Callable[[Batch], Any] | None = None) -> Self:
         """Fetch the latest state of every batch that may still change."""
+        self._sync_only("refresh", "async_refresh")
         fresh = []
         for b in self._batches:
             if b.status in TERMINAL and files_settled(b):
@@ -272,6 +286,7 @@ class BatchJob:
 
     def cancel(self) -> Self:
         """Ask the service to cancel every unfinished batch (irreversible); finished shards are left alone."""
+        self._sync_only("cancel", "async_cancel")
         fresh = []
         for b in self._batches:
             if b.status in TERMINAL or b.status == "cancelling":
@@ -301,6 +316,7 @@ class BatchJob:
         timeout: float | None = None,
     ) -> BatchResult:
         """Poll until every batch is terminal; return the result or raise `BatchJobError` (with partial)."""
+        self._sync_only("wait", "await_completion")
         deadline = None if timeout is None else time.monotonic() + timeout
         late = 0
         while True:
@@ -329,6 +345,7 @@ class BatchJob:
 
     def download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
         """Stream the output and error files to `directory`; shards are concatenated into one file each."""
+        self._sync_only("download", "async_download")
         out_dir = ensure_dir(directory)
         paths: list[Path | None] = []
         for kind, index in (("output", 1), ("errors", 2)):
@@ -351,6 +368,7 @@ class BatchJob:
 
     def result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
         """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
+        self._sync_only("result", "async_result")
         if not self.is_terminal:
             raise OpenAIBatchError(
                 f"batch {self.batch_id} is {self.status!r}, not finished; call wait() (or refresh()) first"

@@ -24,12 +24,14 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
 
 
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, line bytes without the newline) for every non-blank line."""
+    """Yield (1-based line number, line bytes, newline included) for every non-blank line.
+
+    The newline is left on: JSON parsers ignore it, and not stripping saves a copy of every line.
+    """
     with open(path, "rb", buffering=_CHUNK) as f:
         for number, raw in enumerate(f, 1):
-            line = raw.rstrip(b"\r\n")
-            if line.strip():
-                yield number, line
+            if not raw.isspace():
+                yield number, raw
 
 
 _PREFIX_CACHE: dict[str, bytes] = {}

@@ -76,3 +76,15 @@ def test_async_submit_file(server: LocalBatchServer, tmp_path: Any) -> None:
         assert out is not None and len(out.read_bytes().splitlines()) == 2 and err is None
 
     asyncio.run(main())
+
+
+def test_sync_methods_refuse_an_async_client(server: LocalBatchServer) -> None:
+    async def main() -> BatchJob:
+        return await chat_builder(1, prefix="async-guard").async_submit(server.async_client())
+
+    job = asyncio.run(main())
+    assert job.is_async
+    with pytest.raises(TypeError, match="await_completion"):
+        job.wait()
+    with pytest.raises(TypeError, match="async_cancel"):
+        job.cancel()

@@ -44,7 +44,7 @@ def test_import_pulls_in_no_heavy_dependency() -> None:
 
 
 def test_public_names() -> None:
-    assert CONTRACT <= set(batch_openai.__all__)
+    assert set(batch_openai.__all__) >= CONTRACT
     for name in batch_openai.__all__:
         assert getattr(batch_openai, name) is not None
     assert issubclass(batch_openai.BatchTransientError, batch_openai.OpenAIBatchError)

@@ -1,0 +1,194 @@
+"""Library benchmark: this library beside batch-openai 0.4.0, a plain-SDK script and an orjson floor.
+
+    .venv/bin/python benchmarks/bench_library.py [--n 50000] [--lines 1000000] [--repeat 3] [--v040 PYTHON]
+
+Each figure comes from a fresh process (so peak RSS is that contender's alone), the local Batch API runs
+in a process of its own, and each figure is the median of --repeat runs (the machine is shared).
+0.4.0 lives in its own venv (`uv venv /tmp/bo040 && uv pip install --python /tmp/bo040 batch-openai==0.4.0`),
+never in the project's. Targets (issue 3): build+write <= 2x the orjson floor; submit->wait->parse <= 1.2x
+the plain-SDK script; its peak RSS <= 0.45x 0.4.0's; iterating a 1,000,000-line result under 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CONTENDERS = HERE / "library_contenders.py"
+OURS = sys.executable
+
+
+def run(python: str, contender: str, phase: str, repeat: int, **kw: Any) -> dict[str, Any] | None:
+    """Median seconds and peak RSS of `repeat` fresh-process runs (None if the contender is unavailable)."""
+    if not Path(python).exists():
+        return None
+    runs = []
+    for r in range(repeat):
+        cmd = [python, str(CONTENDERS), contender, phase, "--nonce", f"{contender}-{phase}-{r}-{id(runs)}"]
+        for key, value in kw.items():
+            cmd += [f"--{key.replace('_', '-')}", str(value)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tempfile.gettempdir())
+        if proc.returncode != 0:
+            print(f"  ! {contender} {phase} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+            return None
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
+        "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+        "count": runs[0]["count"],
+        "all_seconds": [round(r["seconds"], 3) for r in runs],
+    }
+
+
+def chat_line(i: int) -> bytes:
+    """One realistic chat-completion output line (~900 bytes, like the real service's)."""
+    content = (
+        f"Answer {i}: the review is broadly positive; delivery and support were praised, setup was not. " * 2
+    )
+    line = {
+        "id": f"batch_req_{i:024x}",
+        "custom_id": f"doc-{i}",
+        "response": {
+            "status_code": 200,
+            "request_id": f"req_{i:032x}",
+            "body": {
+                "id": f"chatcmpl-{i:029x}",
+                "object": "chat.completion",
+                "created": 1764100000,
+                "model": "gpt-4o-mini-2024-07-18",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": content,
+                            "refusal": None,
+                            "annotations": [],
+                        },
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 131,
+                    "completion_tokens": 41,
+                    "total_tokens": 172,
+                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "completion_tokens_details": {
+                        "reasoning_tokens": 0,
+                        "audio_tokens": 0,
+                        "accepted_prediction_tokens": 0,
+                        "rejected_prediction_tokens": 0,
+                    },
+                },
+                "service_tier": "default",
+                "system_fingerprint": "fp_0123456789",
+            },
+        },
+        "error": None,
+    }
+    return json.dumps(line, separators=(",", ":")).encode() + b"\n"
+
+
+def write_output_file(path: Path, n: int) -> Path:
+    with open(path, "wb") as f:
+        for start in range(0, n, 10_000):
+            f.write(b"".join(chat_line(i) for i in range(start, min(n, start + 10_000))))
+    return path
+
+
+def fmt(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "      n/a                              "
+    return f"{r['seconds']:7.3f} s wall {r['cpu_seconds']:7.3f} s cpu {r['peak_rss_mb']:7.1f} MB"
+
+
+def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> float | None:
+    return None if a is None or b is None else a[key] / b[key]
+
+
+def verdict(value: float | None, limit: float, below: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    ok = value <= limit if below else value >= limit
+    return f"{value:.2f}x (target <= {limit}x) {'PASS' if ok else 'MISS'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=50_000, help="requests per run")
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the iteration test")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--v040", default="/tmp/bo040/bin/python", help="python of the 0.4.0 venv")
+    parser.add_argument("--skip-iterate", action="store_true")
+    args = parser.parse_args()
+    n, rep, v040 = args.n, args.repeat, args.v040
+
+    print(f"# batch-openai library benchmark: {n:,} chat requests of ~500 characters, median of {rep}\n")
+
+    print("## build + write JSONL")
+    build = {
+        c: run(v040 if c == "v040" else OURS, c, "build", rep, n=n)
+        for c in ("floor", "plain", "ours", "v040")
+    }
+    for c, r in build.items():
+        print(f"  {c:6} {fmt(r)}")
+    # CPU time: the machine is shared, and wall time swings with the neighbours' load.
+    print(f"  ours / floor (cpu):  {verdict(ratio(build['ours'], build['floor'], 'cpu_seconds'), 2.0)}")
+    print(f"  ours / floor (wall): {verdict(ratio(build['ours'], build['floor'], 'seconds'), 2.0)}\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out50k = write_output_file(Path(tmp) / "out50k.jsonl", n)
+        print(f"## parse a downloaded {n:,}-line output file ({out50k.stat().st_size / 1e6:.0f} MB)")
+        parse = {
+            c: run(v040 if c == "v040" else OURS, c, "parse", rep, file=out50k)
+            for c in ("floor", "ours", "v040")
+        }
+        for c, r in parse.items():
+            print(f"  {c:6} {fmt(r)}")
+        print(
+            f"  ours / floor (cpu): {ratio(parse['ours'], parse['floor'], 'cpu_seconds') or 0:.2f}x, "
+            f"0.4.0 / floor (cpu): {ratio(parse['v040'], parse['floor'], 'cpu_seconds') or 0:.2f}x\n"
+        )
+
+        print("## submit -> wait -> parse through the local Batch API (server in its own process)")
+        server = subprocess.Popen(
+            [OURS, str(HERE / "library_server.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            base_url = server.stdout.readline().strip()  # type: ignore[union-attr]
+            e2e = {
+                c: run(v040 if c == "v040" else OURS, c, "e2e", rep, n=n, base_url=base_url)
+                for c in ("plain", "ours", "v040")
+            }
+        finally:
+            server.stdin.close()  # type: ignore[union-attr]
+            server.wait(timeout=30)
+        for c, r in e2e.items():
+            print(f"  {c:6} {fmt(r)}   runs: {r['all_seconds'] if r else '-'}")
+        print(f"  ours / plain time (wall): {verdict(ratio(e2e['ours'], e2e['plain'], 'seconds'), 1.2)}")
+        print(f"  ours / plain time (cpu):  {verdict(ratio(e2e['ours'], e2e['plain'], 'cpu_seconds'), 1.2)}")
+        print(f"  ours / 0.4.0 RSS:  {verdict(ratio(e2e['ours'], e2e['v040'], 'peak_rss_mb'), 0.45)}\n")
+
+        if not args.skip_iterate:
+            big = write_output_file(Path(tmp) / "out1m.jsonl", args.lines)
+            print(f"## iterate a {args.lines:,}-line result ({big.stat().st_size / 1e6:.0f} MB) from disk")
+            it = run(OURS, "ours", "iterate", 1, file=big)
+            it_ids = run(OURS, "ours", "iterate_ids", 1, file=big)
+            passed = "PASS" if it and it["peak_rss_mb"] < 300 else "MISS"
+            print(f"  streamed            {fmt(it)}   {passed} (< 300 MB)")
+            print(f"  + {args.lines:,} expected ids (missing check) {fmt(it_ids)}")
+
+
+if __name__ == "__main__":
+    main()
