@@ -117,3 +117,26 @@ def test_input_file_of_wrong_purpose_is_rejected(client: Any) -> None:
         client.batches.create(
             input_file_id=done.output_file_id, endpoint="/v1/chat/completions", completion_window="24h"
         )
+
+
+def test_async_client_round_trip(server: Any) -> None:
+    import asyncio
+    import io
+
+    from local_helpers import jsonl
+
+    async def main() -> Any:
+        client = server.async_client(max_retries=0)
+        f = await client.files.create(file=("a.jsonl", io.BytesIO(jsonl([chat_line(1)]))), purpose="batch")
+        batch = await client.batches.create(
+            input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        while batch.status not in ("completed", "failed"):
+            await asyncio.sleep(0.02)
+            batch = await client.batches.retrieve(batch.id)
+        content = await client.files.content(batch.output_file_id)
+        await client.close()
+        return batch, content.content
+
+    batch, content = asyncio.run(main())
+    assert batch.status == "completed" and b'"custom_id":"req-1"' in content

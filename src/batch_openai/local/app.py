@@ -325,9 +325,24 @@ def build_app(state: ServerState) -> ASGIApp:
     @app.get("/v1/batches")
     async def list_batches(request: Request) -> Response:
         limit = _int_param(request, "limit", 20, 1, 100)
+        after = request.query_params.get("after")
         with store.lock:
-            items = [orjson.loads(orjson.dumps(r.obj)) for r in store.list_batches()]
-        return json_response(_page(items, request.query_params.get("after"), limit))
+            records = store.list_batches()
+            if after:
+                ids = [r.id for r in records]
+                records = records[ids.index(after) + 1 :] if after in ids else []
+            # Serialise only the page: callers walk every page looking for a metadata fingerprint.
+            page = [orjson.loads(orjson.dumps(r.obj)) for r in records[:limit]]
+            has_more = len(records) > limit
+        return json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": has_more,
+            }
+        )
 
     @app.get("/v1/batches/{batch_id}")
     async def retrieve_batch(batch_id: str) -> Response:
