@@ -15,15 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._errors import BatchConflictError, BatchValidationError, OpenAIBatchError, redact
-from batch_openai._job import (
-    TERMINAL,
-    BatchJob,
-    file_pairs,
-    files_settled,
-    job_error,
-    next_poll,
-    single_endpoint,
-)
+from batch_openai._job import BatchJob
+from batch_openai._job_state import TERMINAL, file_pairs, files_settled, job_error, next_poll, single_endpoint
 from batch_openai._jsonl import ensure_dir, fingerprint_file
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, acall, no_sdk_retries

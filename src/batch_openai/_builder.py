@@ -6,7 +6,6 @@ Each request is encoded with orjson the moment it is added: that copies it (late
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Self
 import orjson
 
 from batch_openai._errors import BatchValidationError
-from batch_openai._jsonl import compact_body, iter_lines, line_parts
+from batch_openai._input_file import read_input_lines
+from batch_openai._jsonl import compact_body, line_parts
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard, write_shards
 from batch_openai._validation import (
@@ -28,6 +28,7 @@ from batch_openai._validation import (
     check_endpoint,
     check_messages,
     embedding_weight,
+    non_finite,
 )
 
 if TYPE_CHECKING:
@@ -59,23 +60,6 @@ def _strict_text_format(model: type) -> dict[str, Any]:
     from openai.lib._parsing._responses import type_to_text_format_param
 
     return dict(type_to_text_format_param(model))
-
-
-def _non_finite(value: Any, path: str = "body") -> str | None:
-    """Where a NaN or infinity sits in `value` (e.g. "temperature=nan"), or None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{path.removeprefix('body.')}={value}"
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            found = _non_finite(v, f"{path}.{k}")
-            if found:
-                return found
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            found = _non_finite(v, f"{path}[{i}]")
-            if found:
-                return found
-    return None
 
 
 class BatchRequestBuilder:
@@ -144,7 +128,7 @@ class BatchRequestBuilder:
             ) from None
         # orjson writes NaN and infinities as null; only a body whose JSON holds a null can hide one.
         if b"null" in encoded:
-            where = _non_finite(body)
+            where = non_finite(body)
             if where is not None:
                 raise BatchValidationError(
                     f"{self._label(custom_id, line)}: {where} is not valid JSON; pass a finite number",
@@ -244,50 +228,8 @@ class BatchRequestBuilder:
                 f"input file {str(p)!r} does not exist (or is not a file); check the path"
             )
         builder = cls(check_models=check_models)
-        for number, raw in iter_lines(p):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BatchValidationError(
-                    f"{p.name} line {number}: not UTF-8 (byte {exc.start}); re-save the file as UTF-8",
-                    line=number,
-                ) from None
-            if len(raw) > MAX_FILE_BYTES:
-                raise BatchValidationError(
-                    f"{p.name} line {number}: {len(raw):,} bytes, over the {MAX_FILE_BYTES:,}-byte file "
-                    "limit on its own; shorten that request",
-                    line=number,
-                )
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise BatchValidationError(
-                    f"{p.name} line {number}: invalid JSON ({exc}); each line must be one JSON object",
-                    line=number,
-                ) from None
-            if not isinstance(obj, dict):
-                raise BatchValidationError(
-                    f"{p.name} line {number}: expected a JSON object with custom_id, method, url and body, "
-                    f"got {type(obj).__name__}",
-                    line=number,
-                )
-            for key in ("custom_id", "method", "url", "body"):
-                if key not in obj:
-                    raise BatchValidationError(
-                        f"{p.name} line {number}: missing {key!r}; "
-                        "each line needs custom_id, method, url and body",
-                        line=number,
-                        custom_id=obj.get("custom_id") if isinstance(obj.get("custom_id"), str) else None,
-                    )
-            custom_id = check_custom_id(obj["custom_id"], number)
-            if obj["method"] != "POST":
-                raise BatchValidationError(
-                    f'{p.name} line {number}: method {obj["method"]!r}; batch requests use "POST"',
-                    line=number,
-                    custom_id=custom_id,
-                )
-            url = check_endpoint(obj["url"], custom_id, number)
-            builder._append(url, obj["body"], custom_id, line=number)
+        for number, custom_id, url, body in read_input_lines(p):
+            builder._append(url, body, custom_id, line=number)
         if not builder._ids:
             raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
         return builder

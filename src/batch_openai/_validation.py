@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "check_endpoint",
     "check_messages",
     "embedding_weight",
+    "non_finite",
 ]
 
 MAX_REQUESTS = 50_000
@@ -174,6 +176,23 @@ def strict_schema_problem(fmt: Any) -> str | None:
             _SCHEMA_CACHE.clear()
         _SCHEMA_CACHE[key] = _strict_schema_problem(inner.get("schema"))
     return _SCHEMA_CACHE[key]
+
+
+def non_finite(value: Any, path: str = "body") -> str | None:
+    """Where a NaN or infinity sits in `value` (e.g. "temperature=nan"), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path.removeprefix('body.')}={value}"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            found = non_finite(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = non_finite(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def check_body(

@@ -271,9 +271,9 @@ def test_from_jsonl_non_utf8_and_missing(tmp_path: Path) -> None:
 
 
 def test_from_jsonl_oversize_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import batch_openai._builder as builder_module
+    import batch_openai._input_file as input_module
 
-    monkeypatch.setattr(builder_module, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(input_module, "MAX_FILE_BYTES", 100)
     with pytest.raises(BatchValidationError, match=r"line 1: .*over the 100-byte"):
         BatchRequestBuilder.from_jsonl(write(tmp_path, good_line() + "\n"))
 
