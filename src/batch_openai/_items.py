@@ -34,7 +34,7 @@ _NEVER_RAN = {"batch_expired": Outcome.EXPIRED, "batch_cancelled": Outcome.CANCE
 def _content_of(body: dict[str, Any]) -> Any:
     """The useful payload of a response body, whatever the endpoint."""
     choices = body.get("choices")
-    if isinstance(choices, list):
+    if type(choices) is list:
         if not choices:
             return None
         first = choices[0]
@@ -64,14 +64,17 @@ def _content_of(body: dict[str, Any]) -> Any:
     return None
 
 
+_OBJECT_ENDPOINT = {
+    "chat.completion": "/v1/chat/completions",
+    "response": "/v1/responses",
+    "text_completion": "/v1/completions",
+    "list": "/v1/embeddings",
+}
+
+
 def _endpoint_of(body: dict[str, Any]) -> str | None:
-    obj = body.get("object")
-    return {
-        "chat.completion": "/v1/chat/completions",
-        "response": "/v1/responses",
-        "text_completion": "/v1/completions",
-        "list": "/v1/embeddings",
-    }.get(obj) or ("/v1/moderations" if "results" in body else None)  # type: ignore[arg-type]
+    found = _OBJECT_ENDPOINT.get(body.get("object"))  # type: ignore[arg-type]
+    return found or ("/v1/moderations" if "results" in body else None)
 
 
 class BatchResultItem:
@@ -83,7 +86,6 @@ class BatchResultItem:
         self,
         custom_id: str,
         outcome: Outcome,
-        *,
         content: Any = None,
         error: dict[str, Any] | None = None,
         status_code: int | None = None,
@@ -178,37 +180,31 @@ def _failure_error(status: int | None, body: Any) -> dict[str, Any]:
 def item_from_line(line: bytes, endpoint: str | None = None) -> BatchResultItem:
     """Read one output- or error-file line: the outcome comes from `error` and `response.status_code`."""
     obj = orjson.loads(line)
-    custom_id = str(obj.get("custom_id"))
+    custom_id = obj.get("custom_id")
+    if type(custom_id) is not str:
+        custom_id = str(custom_id)
     error = obj.get("error")
-    response = obj.get("response")
     if error:  # never ran: expired, cancelled, timed out
-        code = error.get("code") if isinstance(error, dict) else None
-        err = error if isinstance(error, dict) else {"code": None, "message": str(error)}
-        return BatchResultItem(custom_id, _NEVER_RAN.get(code, Outcome.FAILED), error=err, endpoint=endpoint)
-    if not isinstance(response, dict):
+        if type(error) is not dict:
+            error = {"code": None, "message": str(error)}
         return BatchResultItem(
-            custom_id,
-            Outcome.FAILED,
-            error={"code": "no_response", "message": "line has neither a response nor an error"},
-            endpoint=endpoint,
+            custom_id, _NEVER_RAN.get(error.get("code"), Outcome.FAILED), None, error, None, endpoint
         )
+    response = obj.get("response")
+    if type(response) is not dict:
+        missing = {"code": "no_response", "message": "line has neither a response nor an error"}
+        return BatchResultItem(custom_id, Outcome.FAILED, None, missing, None, endpoint)
     status = response.get("status_code")
     body = response.get("body")
-    if isinstance(body, dict) and endpoint is None:
+    is_dict = type(body) is dict
+    if endpoint is None and is_dict:
         endpoint = _endpoint_of(body)
-    if not isinstance(status, int) or not 200 <= status < 300:
+    if type(status) is not int or not 200 <= status < 300:
         return BatchResultItem(
-            custom_id,
-            Outcome.FAILED,
-            error=_failure_error(status, body),
-            status_code=status,
-            endpoint=endpoint,
-            line=line,
+            custom_id, Outcome.FAILED, None, _failure_error(status, body), status, endpoint, line
         )
-    content = _content_of(body) if isinstance(body, dict) else None
-    return BatchResultItem(
-        custom_id, Outcome.SUCCEEDED, content=content, status_code=status, endpoint=endpoint, line=line
-    )
+    content = _content_of(body) if is_dict else None
+    return BatchResultItem(custom_id, Outcome.SUCCEEDED, content, None, status, endpoint, line)
 
 
 @dataclass(frozen=True, slots=True)
