@@ -15,7 +15,7 @@ from batch_openai.local.server import bind_socket
 
 
 class ScriptedUpstream:
-    """Answers by the last message: 'bad' -> 400, 'down' -> 503, 'flaky' -> one 429 then 200, else 200."""
+    """Answers by the last message: 'bad' 400, 'down' 503, 'flaky' one 429 then 200, 'hang' 30 s, else 200."""
 
     def __init__(self) -> None:
         self.attempts: Counter[str] = Counter()
@@ -33,7 +33,7 @@ class ScriptedUpstream:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(30 if text == "hang" else 0.02)
             finally:
                 self.in_flight -= 1
             if text == "bad":
@@ -69,7 +69,9 @@ class ScriptedUpstream:
         self.app = app
         self._sock = bind_socket("127.0.0.1", 0)
         self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        )
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])), daemon=True
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -54,6 +55,22 @@ def test_persistent_5xx_and_unreachable_upstream_become_error_lines() -> None:
         bad = read_lines(client, done.error_file_id)
     assert bad[0]["response"]["status_code"] == 502
     assert bad[0]["response"]["body"]["error"]["code"] == "upstream_error"
+
+
+def test_cancel_does_not_wait_for_a_hung_upstream() -> None:
+    with ScriptedUpstream() as upstream, LocalBatchServer(**FAST, upstream=upstream.base_url) as srv:
+        client = srv.client(max_retries=0)
+        batch = submit(client, [chat_line(0, content="quick"), chat_line(1, content="hang")])
+        wait(client, batch.id, until=("in_progress",))
+        while client.batches.retrieve(batch.id).request_counts.completed < 1:
+            time.sleep(0.02)
+        client.batches.cancel(batch.id)
+        t0 = time.monotonic()
+        done = wait(client, batch.id, timeout=10)
+        assert time.monotonic() - t0 < 5
+        bad = read_lines(client, done.error_file_id)
+    assert done.status == "cancelled" and done.request_counts.completed == 1
+    assert [(x["custom_id"], x["error"]["code"]) for x in bad] == [("req-1", "batch_cancelled")]
 
 
 def test_forward_needs_an_http_upstream() -> None:

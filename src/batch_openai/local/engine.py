@@ -491,11 +491,22 @@ class Engine:
                     prog.flush()
 
         workers = [asyncio.create_task(worker()) for _ in range(min(self.config.concurrency, total))]
+        everything = asyncio.gather(*workers)
         try:
-            await asyncio.gather(*workers)
+            # A cancel or expiry must not wait for slow upstream answers: abandon those in flight
+            # (they become batch_cancelled / batch_expired lines).
+            while not everything.done():
+                await asyncio.wait({everything}, timeout=0.1)
+                if prog.out_buf or prog.err_buf:
+                    prog.flush()  # counts keep rising even while the slowest requests are out
+                if self._interrupted(rec, watch_expiry=True):
+                    break
+            if everything.done():
+                everything.result()
         finally:
             for w in workers:
                 w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             prog.flush()
 
     async def _end(self, rec: BatchRecord, vf: ValidatedFile, final: str) -> None:

@@ -75,6 +75,9 @@ class HTTP1Pool:
                     if reused and attempt == 0 and not isinstance(exc, TimeoutError):
                         continue  # the server closed an idle connection: try a fresh one
                     raise HTTPConnectionError(f"{type(exc).__name__}: {exc}") from None
+                except BaseException:
+                    conn.close()  # cancelled mid-exchange: the connection's state is unknown
+                    raise
                 if keep:
                     self._idle.append(conn)
                 else:
