@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Self
 from batch_openai._errors import OpenAIBatchError
 from batch_openai._registry_api import ApiStore
 from batch_openai._registry_record import BatchRecord, record_from_batch
+from batch_openai._registry_rest import RestReader
 from batch_openai._registry_sqlite import UnreadableDatabase, read_all, read_one
 from batch_openai._registry_target import Target, resolve_target
 
@@ -137,6 +138,13 @@ class BatchRegistry:
             return None
         return target.sqlite_path
 
+    def _rest(self) -> RestReader | None:
+        """A plain-HTTP reader for a Prefect server when that is safe (see `_registry_rest`)."""
+        target = self._target()
+        if target.api_url and not target.explicit_home and target.plain_http:
+            return RestReader(target.api_url, api_key=target.api_key, auth_string=target.auth_string)
+        return None
+
     def list(self, *, status: str | None = None) -> list[BatchRecord]:
         """All tracked batches (optionally only those with `status`), newest first."""
         db = self._local_db()
@@ -146,7 +154,8 @@ class BatchRegistry:
             except UnreadableDatabase as exc:
                 logger.debug("reading %s directly failed (%s); using the Prefect API", db, exc)
         with self._errors():
-            return self._api().list(status=status)
+            rest = self._rest()
+            return rest.list(status=status) if rest is not None else self._api().list(status=status)
 
     def get_record(self, batch_id: str) -> BatchRecord:
         """The stored record of a batch (no OpenAI call). Raises `KeyError` if it is not tracked."""
@@ -158,7 +167,8 @@ class BatchRegistry:
             record = read_one(db, batch_id)
         except UnreadableDatabase:
             with self._errors():
-                record = self._api().read(batch_id)
+                rest = self._rest()
+                record = rest.read(batch_id) if rest is not None else self._api().read(batch_id)
         if record is None:
             raise KeyError(f"Batch {batch_id!r} not found in the registry at {self.location}")
         return record

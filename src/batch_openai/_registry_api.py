@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._registry_record import (
-    NAME_PREFIX,
-    RECORD_TAG,
-    STATUS_TAG_PREFIX,
     BatchRecord,
     decode_record,
     encode_record,
@@ -26,14 +23,14 @@ from batch_openai._registry_record import (
     status_tags,
     variable_name,
 )
+from batch_openai._registry_rest import list_pages
 from batch_openai._registry_target import Target
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
-__all__ = ["ApiStore"]
+__all__ = ["ApiStore", "stop_servers"]
 
-_PAGE = 200  # the largest page Prefect's API serves
 _servers: dict[Path, Any] = {}
 _servers_lock = threading.Lock()
 _record_locks: dict[str, threading.Lock] = {}
@@ -78,6 +75,15 @@ def _home_api_url(home: Path) -> str:
                 server.start(timeout=max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 90))
             _servers[home] = server
         return str(server.api_url)
+
+
+def stop_servers() -> None:
+    """Stop the ephemeral servers this process started for registry homes (they also stop at exit)."""
+    with _servers_lock:
+        servers = list(_servers.values())
+        _servers.clear()
+    for server in servers:
+        server.stop()
 
 
 class ApiStore:
@@ -125,26 +131,12 @@ class ApiStore:
 
     def list(self, *, status: str | None = None) -> list[BatchRecord]:
         """Every record (optionally of one status), newest first; filtered and paged by the server."""
-        tags = [RECORD_TAG] if status is None else [RECORD_TAG, STATUS_TAG_PREFIX + status]
-        body: dict[str, Any] = {
-            "variables": {"name": {"like_": NAME_PREFIX}, "tags": {"all_": tags}},
-            "sort": "CREATED_DESC",
-            "limit": _PAGE,
-        }
-        records: list[BatchRecord] = []
         with self.client() as client:
-            offset = 0
-            while True:
-                page = client.request("POST", "/variables/filter", json={**body, "offset": offset}).json()
-                for item in page:
-                    value = item.get("value")
-                    if isinstance(value, dict) and "batch_id" in value:
-                        records.append(decode_record(value))
-                if len(page) < _PAGE:
-                    break
-                offset += _PAGE
-        records.sort(key=lambda r: (r.created_at, r.batch_id), reverse=True)
-        return records
+
+            def post(body: dict[str, Any]) -> list[dict[str, Any]]:
+                return client.request("POST", "/variables/filter", json=body).json()
+
+            return list_pages(post, status)
 
     def put(self, record: BatchRecord, *, force_status: bool = False) -> BatchRecord:
         """Create or merge-update a record; safe when several threads or processes write the same batch.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,13 @@ __all__ = ["Target", "legacy_env_path", "resolve_target"]
 LEGACY_ENV = "OPENAI_BATCH_REGISTRY"
 _DB_URL_KEYS = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 _OTHER_DB_PREFIXES = ("PREFECT_SERVER_DATABASE_", "PREFECT_API_DATABASE_")
+# Client settings plain httpx would not honour the way Prefect's client does.
+_CLIENT_EXTRAS = (
+    "PREFECT_API_TLS_INSECURE_SKIP_VERIFY",
+    "PREFECT_API_SSL_CERT_FILE",
+    "PREFECT_CLIENT_CUSTOM_HEADERS",
+    "PREFECT_CLOUD_API_URL",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,10 @@ class Target:
     sqlite_path: Path | None
     #: True when the home was chosen by `path=` / `--registry` rather than by Prefect's own settings.
     explicit_home: bool = False
+    #: True when plain httpx may read the API (no custom TLS or headers); Prefect's client otherwise.
+    plain_http: bool = False
+    api_key: str | None = field(default=None, repr=False)
+    auth_string: str | None = field(default=None, repr=False)
 
 
 def legacy_env_path() -> Path | None:
@@ -120,10 +131,22 @@ def resolve_target(path: str | os.PathLike[str] | None = None) -> Target:
         str(k).startswith(_OTHER_DB_PREFIXES) and k not in _DB_URL_KEYS for k in profile
     ):
         return _from_prefect_settings()
-    api_url = os.environ.get("PREFECT_API_URL") or profile.get("PREFECT_API_URL") or None
+
+    def setting(key: str) -> str | None:
+        value = os.environ.get(key) or profile.get(key)
+        return str(value) if value not in (None, "") else None
+
+    api_url = setting("PREFECT_API_URL")
     db_url = next((os.environ[k] for k in _DB_URL_KEYS if os.environ.get(k)), None)
     if db_url is None:
         db_url = next((str(profile[k]) for k in _DB_URL_KEYS if profile.get(k)), None)
     if db_url is None:
         db_url = f"sqlite+aiosqlite:///{home}/prefect.db"
-    return Target(api_url=api_url, home=home, sqlite_path=_sqlite_file(db_url))
+    return Target(
+        api_url=api_url,
+        home=home,
+        sqlite_path=_sqlite_file(db_url),
+        plain_http=not any(setting(k) for k in _CLIENT_EXTRAS),
+        api_key=setting("PREFECT_API_KEY"),
+        auth_string=setting("PREFECT_API_AUTH_STRING"),
+    )

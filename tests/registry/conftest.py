@@ -32,6 +32,9 @@ def ephemeral_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("registry-home")
     BatchRegistry(home).delete("batch_warmup")  # starts the engine and creates the database
     yield home
+    from batch_openai._registry_api import stop_servers
+
+    stop_servers()  # now, while pytest's log streams are still open
 
 
 @pytest.fixture
