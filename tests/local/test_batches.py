@@ -140,3 +140,9 @@ def test_async_client_round_trip(server: Any) -> None:
 
     batch, content = asyncio.run(main())
     assert batch.status == "completed" and b'"custom_id":"req-1"' in content
+
+
+def test_output_expires_after_applies_to_output_files(client: Any) -> None:
+    batch = submit(client, [chat_line(1)], output_expires_after={"anchor": "created_at", "seconds": 3600})
+    out = client.files.retrieve(wait(client, batch.id).output_file_id)
+    assert out.expires_at is not None and out.expires_at - out.created_at == 3600

@@ -12,108 +12,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from batch_openai.local.config import ServerConfig
-from batch_openai.local.engine import TERMINAL, Engine
+from batch_openai.local.admin import add_admin_routes
+from batch_openai.local.engine import TERMINAL
 from batch_openai.local.errors import APIError, bad_request, error_body, not_found
-from batch_openai.local.faults import FaultBoard, route_of
-from batch_openai.local.store import BatchRecord, Store, new_id, now
+from batch_openai.local.middleware import FaultsAndAuth
+from batch_openai.local.state import ServerState, json_body, json_response
+from batch_openai.local.store import BatchRecord, new_id, now
 from batch_openai.local.validation import check_create_params
 
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 _BATCH_FILE_TTL = 30 * 86_400
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    """A JSON response serialised with orjson."""
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
-class ServerState:
-    """What every handler needs: settings, storage, the worker and the fault board."""
-
-    def __init__(self, config: ServerConfig, store: Store, engine: Engine, faults: FaultBoard) -> None:
-        self.config = config
-        self.store = store
-        self.engine = engine
-        self.faults = faults
-
-
-class FaultsAndAuth:
-    """Outermost ASGI layer: counts calls per route, injects faults, checks the bearer key."""
-
-    def __init__(self, app: ASGIApp, state: ServerState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        route = route_of(scope["method"], scope["path"])
-        fault = self.state.faults.hit(route) if route else None
-        if fault is not None:
-            if fault.kind == "drop":
-                _drop_connection(send)
-                return
-            if fault.kind == "429":
-                ms = fault.retry_after_ms if fault.retry_after_ms is not None else 100
-                headers = {"retry-after-ms": str(ms), "retry-after": str(max(1, math.ceil(ms / 1000)))}
-                err = APIError(
-                    429,
-                    "Rate limit reached for requests (injected by the local server). Please try again later.",
-                    type="requests",
-                    code="rate_limit_exceeded",
-                    headers=headers,
-                )
-            else:
-                err = APIError(
-                    500, "The server had an error while processing your request.", type="server_error"
-                )
-            await _send_error(send, err)
-            return
-        key = self.state.config.api_key
-        if key is not None:
-            auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-            if auth != f"Bearer {key}":
-                # Never echo the offered key back: secrets stay out of every message.
-                msg = "Incorrect API key provided. You can find your API key in your local server settings."
-                if not auth:
-                    msg = (
-                        "You didn't provide an API key. Provide it in the Authorization header (Bearer auth)."
-                    )
-                await _send_error(send, APIError(401, msg, code="invalid_api_key"))
-                return
-        await self.app(scope, receive, send)
-
-
-def _drop_connection(send: Send) -> None:
-    """Close the socket without a response: the client sees a connection error."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise ConnectionAbortedError("fault injection: dropped connection")
-    cycle.disconnected = True  # type: ignore[union-attr]  # keep uvicorn from answering 500 afterwards
-    transport.abort()
-
-
-async def _send_error(send: Send, err: APIError) -> None:
-    body = err.body()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode(), v.encode()) for k, v in err.headers.items()]
-    await send({"type": "http.response.start", "status": err.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise bad_request(
-            "We could not parse the JSON body of your request. Send valid JSON.", code="invalid_json"
-        ) from None
 
 
 def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -266,7 +176,7 @@ def build_app(state: ServerState) -> ASGIApp:
     # -- batches -------------------------------------------------------------------------------
     @app.post("/v1/batches")
     async def create_batch(request: Request) -> Response:
-        params = check_create_params(await _json_body(request))
+        params = check_create_params(await json_body(request))
         file_obj = store.get_file(params["input_file_id"])
         if file_obj is None:
             raise bad_request(
@@ -373,90 +283,5 @@ def build_app(state: ServerState) -> ASGIApp:
         engine.poke(batch_id)
         return Response(raw, media_type="application/json")
 
-    _add_admin_routes(app, state)
+    add_admin_routes(app, state)
     return FaultsAndAuth(app, state)
-
-
-def _add_admin_routes(app: FastAPI, state: ServerState) -> None:
-    """`/_local/...`: the test controls, for a server running in another process."""
-    faults = state.faults
-
-    @app.get("/_local/health")
-    async def health() -> Response:
-        return json_response({"ok": True})
-
-    @app.get("/_local/stats")
-    async def stats() -> Response:
-        return json_response(faults.stats())
-
-    @app.delete("/_local/stats")
-    async def reset_stats() -> Response:
-        faults.reset_stats()
-        return json_response({"ok": True})
-
-    @app.get("/_local/faults")
-    async def list_faults() -> Response:
-        return json_response({"data": faults.list()})
-
-    @app.post("/_local/faults")
-    async def add_fault(request: Request) -> Response:
-        body = await _json_body(request)
-        try:
-            fault = faults.add(
-                route=body.get("route", "*"),
-                kind=str(body.get("kind", "500")),
-                nth=body.get("nth"),
-                rate=body.get("rate"),
-                times=body.get("times"),
-                retry_after_ms=body.get("retry_after_ms"),
-            )
-        except (ValueError, TypeError) as exc:
-            raise bad_request(str(exc), code="invalid_value") from None
-        return json_response({"id": fault.id})
-
-    @app.delete("/_local/faults")
-    async def clear_faults() -> Response:
-        faults.clear()
-        return json_response({"ok": True})
-
-    @app.post("/_local/batches/{batch_id}/expire")
-    async def expire(batch_id: str) -> Response:
-        if not expire_batch(state, batch_id):
-            raise not_found("batch", batch_id)
-        return json_response({"ok": True})
-
-    @app.post("/_local/config")
-    async def set_config(request: Request) -> Response:
-        body = await _json_body(request)
-        try:
-            update_config(state, body)
-        except ValueError as exc:
-            raise bad_request(str(exc), code="invalid_value") from None
-        return json_response({k: getattr(state.config, k) for k in _TUNABLE})
-
-
-_TUNABLE = ("stall_finalizing_seconds", "line_failure_rate", "shuffle_output", "step_seconds")
-
-
-def update_config(state: ServerState, changes: dict[str, Any]) -> None:
-    """Change a live setting (stall in finalizing, line failure rate, output shuffling, step)."""
-    for key in changes:
-        if key not in _TUNABLE:
-            raise ValueError(f"unknown setting {key!r}: tunable settings are {', '.join(_TUNABLE)}")
-    for key, value in changes.items():
-        setattr(state.config, key, value)
-    state.config.validate()
-    state.engine.poke_all()
-
-
-def expire_batch(state: ServerState, batch_id: str) -> bool:
-    """Make a batch's completion window lapse now; False if the id is unknown."""
-    with state.store.lock:
-        rec = state.store.get_batch(batch_id)
-        if rec is None:
-            return False
-        if rec.status not in TERMINAL:
-            rec.expire_requested = True
-            state.store.save_batch(rec)
-    state.engine.poke(batch_id)
-    return True

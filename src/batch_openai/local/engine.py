@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import mmap
-import os
 import random
 import threading
 import time
@@ -21,7 +20,8 @@ from typing import Any
 import orjson
 
 from batch_openai.local.config import ServerConfig
-from batch_openai.local.store import BatchRecord, Store, new_id, now
+from batch_openai.local.progress import CHUNK, Progress, failure_body, scan_work
+from batch_openai.local.store import BatchRecord, Store, now
 from batch_openai.local.tokens import request_input_tokens
 from batch_openai.local.validation import LineError, ValidatedFile, token_limit_error, validate_file
 
@@ -32,130 +32,6 @@ AsyncRespond = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, An
 _log = logging.getLogger("batch_openai.local")
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 _IN_FLIGHT = frozenset({"in_progress", "finalizing"})
-_CHUNK = 512
-_NOT_RUN = {
-    "batch_cancelled": "This request was not executed because the batch was cancelled.",
-    "batch_expired": "This request could not be executed before the completion window expired.",
-}
-
-
-def _failure_body() -> dict[str, Any]:
-    return {
-        "error": {
-            "message": "The server had an error processing your request (injected by the local server).",
-            "type": "server_error",
-            "param": None,
-            "code": "server_error",
-        }
-    }
-
-
-class _Progress:
-    """Output lines waiting to be written, and the counts and usage so far."""
-
-    def __init__(self, rec: BatchRecord, store: Store) -> None:
-        self.rec = rec
-        self.store = store
-        out_path, err_path = store.work_paths(rec.id)
-        self.done, self.completed, self.failed, self.usage = _scan_work(out_path, err_path)
-        self.out = open(out_path, "ab")  # noqa: SIM115 - closed in close()
-        self.err = open(err_path, "ab")  # noqa: SIM115
-        self.out_buf: list[bytes] = []
-        self.err_buf: list[bytes] = []
-        self.last_flush = time.monotonic()
-
-    def add(
-        self, custom_id: str, status: int | None, body: dict[str, Any] | None, code: str | None = None
-    ) -> None:
-        """Record one finished (or never run) request."""
-        if status is None:
-            rec = {
-                "id": new_id("batch_req_"),
-                "custom_id": custom_id,
-                "response": None,
-                "error": {"code": code, "message": _NOT_RUN.get(code or "", "not executed")},
-            }
-        else:
-            rec = {
-                "id": new_id("batch_req_"),
-                "custom_id": custom_id,
-                "response": {"status_code": status, "request_id": new_id("req_"), "body": body},
-                "error": None,
-            }
-        line = orjson.dumps(rec) + b"\n"
-        if status == 200:
-            self.out_buf.append(line)
-            self.completed += 1
-            _add_usage(self.usage, (body or {}).get("usage"))
-        else:
-            self.err_buf.append(line)
-            self.failed += 1
-        self.done.add(custom_id)
-
-    def flush(self) -> None:
-        """Write buffered lines and publish the counts."""
-        if self.out_buf:
-            self.out.write(b"".join(self.out_buf))
-            self.out.flush()
-            self.out_buf.clear()
-        if self.err_buf:
-            self.err.write(b"".join(self.err_buf))
-            self.err.flush()
-            self.err_buf.clear()
-        with self.store.lock:
-            counts = self.rec.obj["request_counts"]
-            counts["completed"], counts["failed"] = self.completed, self.failed
-            self.rec.obj["usage"] = _usage_obj(self.usage)
-        self.last_flush = time.monotonic()
-
-    def close(self) -> None:
-        """Flush and close the work files."""
-        self.flush()
-        self.out.close()
-        self.err.close()
-
-
-def _add_usage(acc: dict[str, int], usage: Any) -> None:
-    if not isinstance(usage, dict):
-        return
-    acc["input"] += int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
-    acc["output"] += int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
-    details_in = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-    details_out = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-    acc["cached"] += int(details_in.get("cached_tokens", 0) or 0)
-    acc["reasoning"] += int(details_out.get("reasoning_tokens", 0) or 0)
-
-
-def _usage_obj(acc: dict[str, int]) -> dict[str, Any]:
-    return {
-        "input_tokens": acc["input"],
-        "input_tokens_details": {"cached_tokens": acc["cached"]},
-        "output_tokens": acc["output"],
-        "output_tokens_details": {"reasoning_tokens": acc["reasoning"]},
-        "total_tokens": acc["input"] + acc["output"],
-    }
-
-
-def _scan_work(out_path: Any, err_path: Any) -> tuple[set[str], int, int, dict[str, int]]:
-    """What a previous run already finished: ids, counts and usage (cuts a torn last line)."""
-    done: set[str] = set()
-    counts = [0, 0]
-    usage = {"input": 0, "output": 0, "cached": 0, "reasoning": 0}
-    for k, path in enumerate((out_path, err_path)):
-        if not os.path.exists(path):
-            continue
-        with open(path, "rb+") as fh:
-            data = fh.read()
-            keep = data.rfind(b"\n") + 1
-            if keep != len(data):
-                fh.truncate(keep)  # a crash mid-write left half a line: that request reruns
-        for raw in data[:keep].splitlines():
-            item = orjson.loads(raw)
-            done.add(item["custom_id"])
-            counts[k] += 1
-            if k == 0:
-                _add_usage(usage, item["response"]["body"].get("usage"))
-    return done, counts[0], counts[1], usage
 
 
 def _stamp(rec: BatchRecord, name: str) -> float:
@@ -344,7 +220,7 @@ class Engine:
             await self._end(rec, vf or await self._revalidate(rec), "cancelled")
 
     def _progress_done(self, rec: BatchRecord) -> set[str]:
-        return _scan_work(*self.store.work_paths(rec.id))[0]
+        return scan_work(*self.store.work_paths(rec.id))[0]
 
     async def _validate(self, rec: BatchRecord) -> ValidatedFile | None:
         """Validate the input; on failure mark the batch `failed` and return None."""
@@ -412,7 +288,7 @@ class Engine:
 
     async def _process(self, rec: BatchRecord, vf: ValidatedFile) -> None:
         """Answer every pending request, pacing them over at least `step_seconds`."""
-        prog = _Progress(rec, self.store)
+        prog = Progress(rec, self.store)
         try:
             pending = [i for i in self._order(rec, len(vf)) if vf.custom_ids[i] not in prog.done]
             prog.flush()
@@ -434,7 +310,7 @@ class Engine:
         return rate > 0 and self._rng.random() < rate
 
     async def _process_sync(
-        self, rec: BatchRecord, vf: ValidatedFile, prog: _Progress, pending: list[int], mm: mmap.mmap
+        self, rec: BatchRecord, vf: ValidatedFile, prog: Progress, pending: list[int], mm: mmap.mmap
     ) -> None:
         assert self.respond is not None
         step = self.config.step_seconds
@@ -444,7 +320,7 @@ class Engine:
         for k, i in enumerate(pending):
             line = orjson.loads(mm[vf.starts[i] : vf.ends[i]])
             if self._line_fails():
-                prog.add(vf.custom_ids[i], 500, _failure_body())
+                prog.add(vf.custom_ids[i], 500, failure_body())
             else:
                 status, body = self.respond(url, line["body"])
                 prog.add(vf.custom_ids[i], status, body)
@@ -453,7 +329,7 @@ class Engine:
                 if time.monotonic() < target:
                     prog.flush()
                     await self._sleep(rec, target - time.monotonic(), watch_expiry=True)
-            elif (k + 1) % _CHUNK == 0:
+            elif (k + 1) % CHUNK == 0:
                 prog.flush()
                 await asyncio.sleep(0)
             if self._interrupted(rec, watch_expiry=True):
@@ -461,7 +337,7 @@ class Engine:
         prog.flush()
 
     async def _process_async(
-        self, rec: BatchRecord, vf: ValidatedFile, prog: _Progress, pending: list[int], mm: mmap.mmap
+        self, rec: BatchRecord, vf: ValidatedFile, prog: Progress, pending: list[int], mm: mmap.mmap
     ) -> None:
         assert self.respond_async is not None
         respond = self.respond_async
@@ -483,7 +359,7 @@ class Engine:
                         await asyncio.sleep(wait)
                 body = orjson.loads(mm[vf.starts[i] : vf.ends[i]])["body"]
                 if self._line_fails():
-                    prog.add(vf.custom_ids[i], 500, _failure_body())
+                    prog.add(vf.custom_ids[i], 500, failure_body())
                 else:
                     status, answer = await respond(url, body)
                     prog.add(vf.custom_ids[i], status, answer)
@@ -512,14 +388,14 @@ class Engine:
     async def _end(self, rec: BatchRecord, vf: ValidatedFile, final: str) -> None:
         """Write never-run lines (cancel/expiry), publish output files and set the final status."""
         out_path, err_path = self.store.work_paths(rec.id)
-        prog = _Progress(rec, self.store)
+        prog = Progress(rec, self.store)
         code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(final)
         try:
             if code is not None:
                 for cid in vf.custom_ids:
                     if cid not in prog.done:
                         prog.add(cid, None, None, code)
-                        if len(prog.err_buf) >= _CHUNK:
+                        if len(prog.err_buf) >= CHUNK:
                             prog.flush()
         finally:
             prog.close()
@@ -529,8 +405,12 @@ class Engine:
                 "completed": prog.completed,
                 "failed": prog.failed,
             }
-        output_id = self._publish(rec, out_path, "output")
-        error_id = self._publish(rec, err_path, "error")
+        output_id = self.store.publish_output(
+            out_path, f"{rec.id}_output.jsonl", rec.extra.get("output_expires_after")
+        )
+        error_id = self.store.publish_output(
+            err_path, f"{rec.id}_error.jsonl", rec.extra.get("output_expires_after")
+        )
         stamp = {"completed": "completed_at", "cancelled": "cancelled_at", "expired": "expired_at"}[final]
         with self.store.lock:
             rec.obj["output_file_id"] = output_id
@@ -538,28 +418,3 @@ class Engine:
             rec.obj["status"] = final
             rec.obj[stamp] = now()
             self.store.save_batch(rec)
-
-    def _publish(self, rec: BatchRecord, work: Any, kind: str) -> str | None:
-        """Turn a work file into a `batch_output` file; None when it holds no line."""
-        if not os.path.exists(work) or os.path.getsize(work) == 0:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(work)
-            return None
-        file_id = new_id("file-")
-        os.replace(work, self.store.file_path(file_id))
-        created = now()
-        oea = rec.extra.get("output_expires_after")
-        self.store.add_file(
-            {
-                "id": file_id,
-                "object": "file",
-                "bytes": os.path.getsize(self.store.file_path(file_id)),
-                "created_at": created,
-                "filename": f"{rec.id}_{kind}.jsonl",
-                "purpose": "batch_output",
-                "status": "processed",
-                "expires_at": created + int(oea["seconds"]) if oea else None,
-                "status_details": None,
-            }
-        )
-        return file_id

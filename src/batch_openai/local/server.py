@@ -13,11 +13,13 @@ from typing import Any
 
 import uvicorn
 
-from batch_openai.local.app import ServerState, build_app, expire_batch, update_config
+from batch_openai.local.admin import expire_batch, update_config
+from batch_openai.local.app import build_app
 from batch_openai.local.config import ServerConfig
 from batch_openai.local.engine import Engine
 from batch_openai.local.faults import FaultBoard
 from batch_openai.local.mock import MockResponder
+from batch_openai.local.state import ServerState
 from batch_openai.local.store import Store
 
 

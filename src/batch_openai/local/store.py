@@ -198,3 +198,27 @@ class Store:
     def work_paths(self, batch_id: str) -> tuple[Path, Path]:
         """The in-progress output and error files of a batch."""
         return self.work_dir / f"{batch_id}.out", self.work_dir / f"{batch_id}.err"
+
+    def publish_output(self, work: Path, filename: str, expires_after: dict[str, Any] | None) -> str | None:
+        """Turn a work file into a `batch_output` file; None (and no file) when it holds no line."""
+        if not work.exists() or work.stat().st_size == 0:
+            work.unlink(missing_ok=True)
+            return None
+        file_id = new_id("file-")
+        path = self.file_path(file_id)
+        os.replace(work, path)
+        created = now()
+        self.add_file(
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": path.stat().st_size,
+                "created_at": created,
+                "filename": filename,
+                "purpose": "batch_output",
+                "status": "processed",
+                "expires_at": created + int(expires_after["seconds"]) if expires_after else None,
+                "status_details": None,
+            }
+        )
+        return file_id

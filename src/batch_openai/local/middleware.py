@@ -1,0 +1,77 @@
+"""Outermost ASGI layer: per-route statistics, injected faults, and the bearer-key check."""
+
+from __future__ import annotations
+
+import math
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from batch_openai.local.errors import APIError
+from batch_openai.local.faults import route_of
+from batch_openai.local.state import ServerState
+
+
+class FaultsAndAuth:
+    """Outermost ASGI layer: counts calls per route, injects faults, checks the bearer key."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        route = route_of(scope["method"], scope["path"])
+        fault = self.state.faults.hit(route) if route else None
+        if fault is not None:
+            if fault.kind == "drop":
+                _drop_connection(send)
+                return
+            if fault.kind == "429":
+                ms = fault.retry_after_ms if fault.retry_after_ms is not None else 100
+                headers = {"retry-after-ms": str(ms), "retry-after": str(max(1, math.ceil(ms / 1000)))}
+                err = APIError(
+                    429,
+                    "Rate limit reached for requests (injected by the local server). Please try again later.",
+                    type="requests",
+                    code="rate_limit_exceeded",
+                    headers=headers,
+                )
+            else:
+                err = APIError(
+                    500, "The server had an error while processing your request.", type="server_error"
+                )
+            await _send_error(send, err)
+            return
+        key = self.state.config.api_key
+        if key is not None:
+            auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if auth != f"Bearer {key}":
+                # Never echo the offered key back: secrets stay out of every message.
+                msg = "Incorrect API key provided. You can find your API key in your local server settings."
+                if not auth:
+                    msg = (
+                        "You didn't provide an API key. Provide it in the Authorization header (Bearer auth)."
+                    )
+                await _send_error(send, APIError(401, msg, code="invalid_api_key"))
+                return
+        await self.app(scope, receive, send)
+
+
+def _drop_connection(send: Send) -> None:
+    """Close the socket without a response: the client sees a connection error."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("fault injection: dropped connection")
+    cycle.disconnected = True  # type: ignore[union-attr]  # keep uvicorn from answering 500 afterwards
+    transport.abort()
+
+
+async def _send_error(send: Send, err: APIError) -> None:
+    body = err.body()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in err.headers.items()]
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
