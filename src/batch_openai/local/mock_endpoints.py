@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import random
+import sys
 import time
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -267,13 +270,13 @@ def _inputs(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def embed_vector(seed_key: bytes, item: Any, dims: int) -> Any:
-    """A unit vector fixed by the seed, the model and the input alone (batching does not change it)."""
-    import numpy as np  # only embeddings need it; keeps server start-up light
-
+def embed_vector(seed_key: bytes, item: Any, dims: int) -> array:
+    """A float32 unit vector fixed by seed, model and input alone (batching does not change it)."""
     h = hashlib.blake2b(orjson.dumps(item), digest_size=8, key=seed_key[:64]).digest()
-    vec = np.random.default_rng(int.from_bytes(h, "little")).standard_normal(dims)
-    return (vec / np.linalg.norm(vec)).astype(np.float32)
+    gen = random.Random(int.from_bytes(h, "little"))
+    vec = [gen.gauss(0.0, 1.0) for _ in range(dims)]
+    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+    return array("f", (x / norm for x in vec))
 
 
 def embeddings(body: dict[str, Any], rng: random.Random, digest: str, seed: int) -> dict[str, Any]:
@@ -289,7 +292,9 @@ def embeddings(body: dict[str, Any], rng: random.Random, digest: str, seed: int)
     for index, item in enumerate(_inputs(body.get("input"))):
         vec = embed_vector(key, item, dims)
         if body.get("encoding_format") == "base64":
-            emb: Any = base64.b64encode(vec.astype("<f4").tobytes()).decode()
+            if sys.byteorder != "little":
+                vec.byteswap()  # the API's base64 is little-endian float32
+            emb: Any = base64.b64encode(vec.tobytes()).decode()
         else:
             emb = [round(float(x), 8) for x in vec]
         data.append({"object": "embedding", "index": index, "embedding": emb})
