@@ -105,12 +105,7 @@ class BatchRequestBuilder:
                     line=line,
                 )
         try:
-            model = body["model"] if plain else None
-            if type(model) is str and model:
-                # Nothing but model and messages: no stream, no schema, no parameter a model could reject.
-                check_messages(body["messages"], custom_id, line)
-            else:
-                model = check_body(url, body, custom_id=custom_id, line=line, check_models=self.check_models)
+            model = check_body(url, body, custom_id=custom_id, line=line, check_models=self.check_models)
         except BatchValidationError as exc:
             if custom_id is None and line is None:  # name the request by its position instead
                 raise BatchValidationError(
@@ -159,8 +154,33 @@ class BatchRequestBuilder:
         """Add one /v1/chat/completions request; `response_format` may be a Pydantic model class."""
         if type(messages) is tuple:
             messages = list(messages)
-        if not params:  # the common case, kept lean: it runs 50,000 times for a full batch
-            return self._append(_CHAT, {"model": model, "messages": messages}, custom_id, plain=True)
+        if (
+            not params  # the common case, inlined: it runs 50,000 times for a full batch
+            and type(model) is str
+            and model
+            and (
+                custom_id is None
+                or (type(custom_id) is str and custom_id and custom_id not in self._explicit)
+            )
+        ):
+            body = {"model": model, "messages": messages}
+            try:
+                check_messages(messages, custom_id, None)
+                encoded = orjson.dumps(body, option=_DUMPS_OPTS)
+            except (BatchValidationError, TypeError):
+                return self._append(_CHAT, body, custom_id)  # the general path names the problem
+            if b"null" not in encoded:  # else a NaN may hide in it: let the general path look
+                if custom_id is not None:
+                    self._explicit.add(custom_id)
+                    if custom_id in self._generated:
+                        self._final, self._generated = None, set()
+                self._ids.append(custom_id)
+                runs = self._runs
+                if not runs or runs[-1][1] != _CHAT or runs[-1][2] != model:
+                    runs.append((len(self._ids) - 1, _CHAT, model))
+                self._bodies.append(compact_body(encoded))
+                return self
+            return self._append(_CHAT, body, custom_id)
         rf = params.get("response_format")
         if rf is not None and _is_model_class(rf):
             params["response_format"] = _strict_format(rf)

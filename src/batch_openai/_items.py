@@ -77,6 +77,33 @@ def _endpoint_of(body: dict[str, Any]) -> str | None:
     return found or ("/v1/moderations" if "results" in body else None)
 
 
+def _usage_of(body: Any) -> dict[str, Any] | None:
+    return body.get("usage") if type(body) is dict else None
+
+
+def _refusal_of(body: Any) -> str | None:
+    if type(body) is not dict:
+        return None
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices:
+        return (choices[0].get("message") or {}).get("refusal")
+    for item in body.get("output") or ():
+        for part in item.get("content") or ():
+            if part.get("type") == "refusal":
+                return part.get("refusal")
+    return None
+
+
+def _tool_calls_of(body: Any) -> list[dict[str, Any]] | None:
+    if type(body) is not dict:
+        return None
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices:
+        return (choices[0].get("message") or {}).get("tool_calls") or None
+    calls = [o for o in body.get("output") or () if str(o.get("type", "")).endswith("call")]
+    return calls or None
+
+
 class BatchResultItem:
     """The result of one request: its outcome, content, error and the raw response body."""
 
@@ -104,11 +131,15 @@ class BatchResultItem:
 
     @property
     def raw_response(self) -> dict[str, Any] | None:
-        """The full `response.body` dict (usage, logprobs, finish_reason ...), decoded on first access."""
-        if self._body is None and self._line is not None:
-            response = orjson.loads(self._line).get("response") or {}
-            self._body = response.get("body")
-        return self._body
+        """The full `response.body` dict (usage, logprobs, finish_reason ...).
+
+        Decoded from the kept line on each access and not cached, so that summing usage over a big
+        result does not pin every body in memory; keep a reference if you read it repeatedly.
+        """
+        if self._body is not None or self._line is None:
+            return self._body
+        response = orjson.loads(self._line).get("response")
+        return response.get("body") if type(response) is dict else None
 
     @property
     def ok(self) -> bool:
@@ -118,49 +149,32 @@ class BatchResultItem:
     @property
     def usage(self) -> dict[str, Any] | None:
         """The token usage the response reports, if any."""
-        body = self.raw_response
-        return body.get("usage") if isinstance(body, dict) else None
+        return _usage_of(self.raw_response)
 
     @property
     def refusal(self) -> str | None:
         """The model's refusal text (chat `message.refusal`, or a responses `refusal` part); not a failure."""
-        body = self.raw_response
-        if not isinstance(body, dict):
-            return None
-        choices = body.get("choices")
-        if isinstance(choices, list) and choices:
-            return (choices[0].get("message") or {}).get("refusal")
-        for item in body.get("output") or ():
-            for part in item.get("content") or ():
-                if part.get("type") == "refusal":
-                    return part.get("refusal")
-        return None
+        return _refusal_of(self.raw_response)
 
     @property
     def tool_calls(self) -> list[dict[str, Any]] | None:
         """Tool/function calls the model asked for (chat `tool_calls` or responses `function_call` items)."""
-        body = self.raw_response
-        if not isinstance(body, dict):
-            return None
-        choices = body.get("choices")
-        if isinstance(choices, list) and choices:
-            return (choices[0].get("message") or {}).get("tool_calls") or None
-        calls = [o for o in body.get("output") or () if str(o.get("type", "")).endswith("call")]
-        return calls or None
+        return _tool_calls_of(self.raw_response)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary of this item (what `BatchResult.save` writes)."""
+        """A JSON-ready summary of this item (what `BatchResult.save` writes); decodes the body once."""
+        body = self.raw_response
         return {
             "custom_id": self.custom_id,
             "outcome": str(self.outcome),
             "status_code": self.status_code,
             "content": self.content,
             "error": self.error,
-            "refusal": self.refusal,
-            "tool_calls": self.tool_calls,
-            "usage": self.usage,
+            "refusal": _refusal_of(body),
+            "tool_calls": _tool_calls_of(body),
+            "usage": _usage_of(body),
             "endpoint": self.endpoint,
-            "response": self.raw_response,
+            "response": body,
         }
 
     def __repr__(self) -> str:

@@ -188,10 +188,9 @@ class BatchResult:
             value, reason = None, None
             if item.outcome is not Outcome.SUCCEEDED:
                 reason = f"{item.outcome.value}: {_error_text(item.error)}"
-            elif item.refusal:
-                reason = f"refused: {item.refusal}"
-            elif item.content is None:
-                reason = "no content (tool call or empty response)"
+            elif item.content is None:  # only then can it be a refusal: no need to decode the body otherwise
+                refusal = item.refusal
+                reason = f"refused: {refusal}" if refusal else "no content (tool call or empty response)"
             else:
                 try:
                     value = validate(item.content)
