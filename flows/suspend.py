@@ -17,6 +17,7 @@ import contextlib
 from typing import Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 WAIT_TAG = "batch-openai-wait"
@@ -28,13 +29,12 @@ def _variable_name(flow_run_id: str) -> str:
     return f"{VARIABLE_PREFIX}{flow_run_id}"
 
 
-@task(name="check-batches")
+@task(name="check-batches", cache_policy=NO_CACHE)  # live state: never reuse an earlier answer
 def check_batches(
     batch_ids: list[str], base_url: str | None = None, api_key_block: str | None = None
 ) -> dict[str, str]:
     """The current status of each batch (`gone` for one that no longer exists)."""
-    from batch_openai import BatchJob
-    from batch_openai import BatchNotFoundError
+    from batch_openai import BatchJob, BatchNotFoundError
     from flows.client import build_client
 
     client = build_client(base_url, api_key_block)
@@ -49,15 +49,16 @@ def check_batches(
 
 def wait_by_suspending(batch_ids: list[str], round_no: int, opts: dict[str, Any]) -> None:
     """Suspend the current flow run until the collector sees every batch ended (poll when not deployed)."""
+    from prefect.context import FlowRunContext
     from prefect.flow_runs import suspend_flow_run
-    from prefect.runtime import flow_run
     from prefect.variables import Variable
 
     log = get_run_logger()
-    if not flow_run.deployment_id:
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None or not ctx.flow_run.deployment_id:
         log.warning("wait_mode='suspend' needs a deployment; this run polls instead")
         return
-    run_id = str(flow_run.id)
+    run_id = str(ctx.flow_run.id)
     name = _variable_name(run_id)
     check = 0
     while True:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from flows.caching import submit_cache_policy
@@ -110,7 +111,7 @@ def _counts(batch: Any) -> tuple[int, int]:
     return int((rc.completed or 0) + (rc.failed or 0)), int(rc.total or 0)
 
 
-@task(name="wait-batch", task_run_name="wait-{batch_id}")
+@task(name="wait-batch", task_run_name="wait-{batch_id}", cache_policy=NO_CACHE)  # live state
 def wait_for_batch(
     batch_id: str,
     submitted_by: str,
@@ -126,8 +127,7 @@ def wait_for_batch(
     batch on purpose: the enqueued-token limit was hit, or a batch this run re-attached to (made by an
     earlier run) was cancelled or deleted remotely.
     """
-    from batch_openai import BatchJob, OpenAIBatchError
-    from batch_openai import BatchNotFoundError
+    from batch_openai import BatchJob, BatchNotFoundError, OpenAIBatchError
     from batch_openai._job import LATE_FILE_POLLS, files_settled
     from flows.artifacts import board_for
 
