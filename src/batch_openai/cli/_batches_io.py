@@ -74,29 +74,42 @@ def record_json(record: BatchRecord) -> dict[str, Any]:
     return value
 
 
-def records_table(records: list[BatchRecord], *, title: str | None = None) -> Any:
-    """A rich table of records: full ids, status, counts, age, description."""
-    from rich.table import Table
+_STATUS_COLOURS = {"completed": "green", "failed": "red", "expired": "red", "cancelled": "yellow"}
 
-    table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
-    id_width = max((len(r.batch_id) for r in records), default=8)
-    table.add_column("BATCH ID", no_wrap=True, min_width=id_width)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("REQUESTS", no_wrap=True, justify="right")
-    table.add_column("AGE", no_wrap=True, justify="right")
-    table.add_column("DESCRIPTION", overflow="ellipsis", no_wrap=True)
+
+def records_table(
+    records: list[BatchRecord], *, colour: bool = False, width: int | None = None
+) -> Iterator[str]:
+    """The lines of the `list` table: full ids, status, counts, age, description (cut only to `width`).
+
+    Formatted by hand: rich's table layout costs ~1 s for 1,000 rows, half of `list`'s budget.
+    """
+    import typer
+
     now = datetime.now(UTC)
-    styles = {"completed": "green", "failed": "red", "expired": "red", "cancelled": "yellow"}
-    for r in records:
-        style = styles.get(r.status, "cyan")
-        table.add_row(
-            r.batch_id,
-            f"[{style}]{r.status}[/]",
-            counts_text(r.request_counts),
-            age(r.created_at, now),
-            r.description or "",
+    header = ("BATCH ID", "STATUS", "REQUESTS", "AGE", "DESCRIPTION")
+    rows = [
+        (r.batch_id, r.status, counts_text(r.request_counts), age(r.created_at, now), r.description or "")
+        for r in records
+    ]
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(4)]
+
+    def line(cells: tuple[str, ...], status_colour: str | None = None) -> str:
+        status = cells[1].ljust(widths[1])
+        if status_colour:
+            status = typer.style(status, fg=status_colour)
+        text = "  ".join(
+            [cells[0].ljust(widths[0]), status, cells[2].rjust(widths[2]), cells[3].rjust(widths[3]), ""]
         )
-    return table
+        desc = cells[4].replace("\n", " ")
+        if width is not None:
+            room = max(width - sum(widths) - 8, 10)
+            desc = desc if len(desc) <= room else desc[: room - 1] + "…"
+        return text + desc
+
+    yield typer.style(line(header), bold=True) if colour else line(header)
+    for row in rows:
+        yield line(row, (_STATUS_COLOURS.get(row[1], "cyan") if colour else None))
 
 
 @contextmanager

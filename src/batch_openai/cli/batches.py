@@ -9,6 +9,7 @@ registry record of a tracked batch when what they saw differs from what it holds
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -155,13 +156,12 @@ def list_batches(
         what = f"with status {status_filter!r} " if status_filter else ""
         typer.echo(f"No batches {what}tracked in {registry.location}.")
         return
-    from rich.console import Console
-
     from batch_openai.cli._batches_io import records_table
 
-    # Piped output gets no width limit, so ids and descriptions are never cut to 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 100_000, soft_wrap=False)
-    console.print(records_table(records))
+    # On a terminal, long descriptions are cut to its width (ids never are); piped output is never cut.
+    tty = sys.stdout.isatty()
+    width = shutil.get_terminal_size().columns if tty else None
+    sys.stdout.write("\n".join(records_table(records, colour=tty, width=width)) + "\n")
 
 
 # ------------------------------------------------------------------------------------------ status
