@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from batch_openai._errors import OpenAIBatchError
 from batch_openai._registry_api import ApiStore
+from batch_openai._registry_legacy import delete_legacy, read_legacy
 from batch_openai._registry_record import BatchRecord, record_from_batch
 from batch_openai._registry_rest import RestReader
 from batch_openai._registry_sqlite import UnreadableDatabase, read_all, read_one
@@ -145,8 +146,24 @@ class BatchRegistry:
             return RestReader(target.api_url, api_key=target.api_key, auth_string=target.auth_string)
         return None
 
+    def _legacy_home(self) -> Path | None:
+        """The directory whose seed-era `registry.db` still shows through (explicit homes only)."""
+        target = self._target()
+        return target.home if target.explicit_home else None
+
     def list(self, *, status: str | None = None) -> list[BatchRecord]:
         """All tracked batches (optionally only those with `status`), newest first."""
+        records = self._list_prefect(status)
+        legacy_home = self._legacy_home()
+        if legacy_home is not None:
+            known = {r.batch_id for r in records}
+            old = [r for r in read_legacy(legacy_home) if r.batch_id not in known]
+            if old:
+                records += [r for r in old if status is None or r.status == status]
+                records.sort(key=lambda r: (r.created_at, r.batch_id), reverse=True)
+        return records
+
+    def _list_prefect(self, status: str | None) -> list[BatchRecord]:
         db = self._local_db()
         if db is not None:
             try:
@@ -159,6 +176,15 @@ class BatchRegistry:
 
     def get_record(self, batch_id: str) -> BatchRecord:
         """The stored record of a batch (no OpenAI call). Raises `KeyError` if it is not tracked."""
+        record = self._read_prefect(batch_id)
+        legacy_home = self._legacy_home()
+        if record is None and legacy_home is not None:
+            record = next(iter(read_legacy(legacy_home, batch_id)), None)
+        if record is None:
+            raise KeyError(f"Batch {batch_id!r} not found in the registry at {self.location}")
+        return record
+
+    def _read_prefect(self, batch_id: str) -> BatchRecord | None:
         db = self._local_db()
         record: BatchRecord | None
         try:
@@ -169,8 +195,6 @@ class BatchRegistry:
             with self._errors():
                 rest = self._rest()
                 record = rest.read(batch_id) if rest is not None else self._api().read(batch_id)
-        if record is None:
-            raise KeyError(f"Batch {batch_id!r} not found in the registry at {self.location}")
         return record
 
     def __contains__(self, batch_id: object) -> bool:
@@ -240,6 +264,9 @@ class BatchRegistry:
         """Remove a batch from the registry (no error if it was not tracked)."""
         with self._errors():
             self._api().delete(batch_id)
+        legacy_home = self._legacy_home()
+        if legacy_home is not None:
+            delete_legacy(legacy_home, batch_id)
 
     def __repr__(self) -> str:
         return f"BatchRegistry({self.location})"
