@@ -32,6 +32,19 @@ def _current_flow_run_id() -> str:
     return str(flow_run.id or "")
 
 
+def _transient(state: Any) -> bool:
+    """Retry a failed submit only for trouble that can pass (the library already retried it quickly)."""
+    from batch_openai import BatchTransientError
+
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as raised:  # the failure the state carries
+            exc = raised
+    return isinstance(exc, BatchTransientError | ConnectionError | TimeoutError)
+
+
 def shard_record(shard: Any) -> dict[str, Any]:
     """A JSON-friendly description of a library `Shard`."""
     return {
@@ -66,6 +79,7 @@ def build_shards(
     cache_expiration=timedelta(days=30),
     retries=2,
     retry_delay_seconds=[5, 30],
+    retry_condition_fn=lambda task, run, state: _transient(state),
 )
 def submit_shard(
     shard_path: str,
@@ -139,6 +153,7 @@ def wait_for_batch(
     started = time.monotonic()
     job = None
     late = 0
+    last_status: str | None = None
     while True:
         try:
             if job is None:
@@ -152,7 +167,9 @@ def wait_for_batch(
             log.warning("polling %s failed (%s); retrying in %.0fs", batch_id, type(exc).__name__, interval)
         else:
             batch = job.batches[0]
-            record_batch(batch, event="status")
+            if batch.status != last_status:  # report changes, not every poll
+                record_batch(batch, event="attached" if last_status is None and reattached else "status")
+                last_status = batch.status
             done, total = _counts(batch)
             board.report(batch_id, done if batch.status != "completed" else total, total)
             status = batch.status
