@@ -1,9 +1,10 @@
 """The submit task's cache policy: one batch per shard content, even across crashes and overlapping runs.
 
-Key = task name + sha256 of the shard file's bytes (+ the attempt number, bumped only when a batch is
-resubmitted on purpose). Not the task source (a comment change would resubmit) and not the client
-(never a parameter). Records are persisted as JSON under Prefect's result storage and written under a
-SERIALIZABLE transaction guarded by file locks, so two runs of the same input at once make one batch.
+Key = task name + sha256 of the shard file's bytes + the service's base URL (+ the attempt number,
+bumped only when a batch is resubmitted on purpose). Not the task source (a comment change would
+resubmit) and not the client (never a parameter). Records are persisted as JSON under Prefect's result
+storage and written under a SERIALIZABLE transaction guarded by file locks, so two runs of the same
+input at once make one batch.
 
 Prefect's `FileSystemLockManager` writes locks that never expire, so a SIGKILL while submitting would
 leave a lock that blocks every rerun forever. `StaleAwareLockManager` records the holder's host and pid
@@ -123,12 +124,20 @@ class StaleAwareLockManager(FileSystemLockManager):
 
 
 def shard_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Task name + sha256 of the shard's bytes (+ attempt when resubmitting on purpose)."""
+    """Task name + sha256 of the shard's bytes + which service (+ attempt when resubmitting on purpose).
+
+    The service (base URL, never the key) is part of the key so a batch made on the local server is
+    never "re-attached" when the same shard later goes to OpenAI.
+    """
+    from flows.client import resolve_base_url
+
     path = parameters.get("shard_path")
     sha = file_sha256(path) if path and Path(path).exists() else str(parameters["fingerprint"])
+    base_url = resolve_base_url(parameters.get("base_url")) or "openai"
+    service = hashlib.sha256(base_url.encode()).hexdigest()[:8]
     attempt = int(parameters.get("attempt") or 0)
     suffix = f"-a{attempt}" if attempt else ""
-    return f"{context.task.name}-{sha}{suffix}"
+    return f"{context.task.name}-{sha}-{service}{suffix}"
 
 
 def submit_cache_policy() -> CachePolicy:
