@@ -70,6 +70,7 @@ class BatchRegistry:
         self._path = Path(path).expanduser() if path is not None else None
         self._fixed: Target | None = resolve_target(self._path) if self._path is not None else None
         self._store: ApiStore | None = None
+        self._store_target: Target | None = None
 
     # -- where the records are -------------------------------------------------------------------
     def _target(self) -> Target:

@@ -49,9 +49,8 @@ def test_track_a_real_job_then_get_reconnects(registry: BatchRegistry, batch_ser
     again = registry.get(job.batch_id, client)
     assert isinstance(again, BatchJob) and again.batch_id == job.batch_id
 
-    # wait() outside the registry, then tracking the job again leaves the record terminal with its files
-    job.wait(poll_interval=0.05)
-    registry.track(job)
+    # The library's own hook: every batch wait() observes goes to the registry, the terminal one last.
+    job.wait(poll_interval=0.05, on_progress=registry.track_batch)
     done = registry.get_record(job.batch_id)
     assert done.status == "completed" and done.output_file_id == job.batches[0].output_file_id
     assert done.model == "gpt-4o-mini"  # the service names the model once it has validated the file
