@@ -7,6 +7,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai.lib._parsing._completions import type_to_response_format_param
 from openai.lib._parsing._responses import type_to_text_format_param
 from pydantic import BaseModel
@@ -395,3 +397,39 @@ def test_broken_strict_schemas_are_refused(schema: dict, needle: str) -> None:
     # not strict: the service does not enforce these rules, neither do we
     loose = {"type": "json_schema", "json_schema": {"name": "x", "strict": False, "schema": schema}}
     BatchRequestBuilder().add(MSG, model="gpt-4o-mini", response_format=loose)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["request-0", "request-1", "request-1-1", "a", "request-3"]),
+            st.text(min_size=1, max_size=8),
+        ),
+        max_size=12,
+    )
+)
+def test_ids_are_unique_and_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, ids: list[str | None]
+) -> None:
+    b = BatchRequestBuilder()
+    seen: set[str] = set()
+    for i, cid in enumerate(ids):
+        if cid is not None and cid in seen:
+            with pytest.raises(BatchValidationError, match="duplicate"):
+                b.add([{"role": "user", "content": f"m{i}"}], model="m", custom_id=cid)
+            continue
+        b.add([{"role": "user", "content": f'm{i} \u00e9"\\\n'}], model="m", custom_id=cid)
+        if cid is not None:
+            seen.add(cid)
+    final = b.custom_ids
+    assert len(set(final)) == len(final) == len(b)
+    assert seen <= set(final)
+    if len(b):
+        d = tmp_path_factory.mktemp("rt")
+        path = b.to_jsonl(d / "a.jsonl")
+        rows = lines(path)
+        assert [r["custom_id"] for r in rows] == final
+        again = BatchRequestBuilder.from_jsonl(path).to_jsonl(d / "b.jsonl")
+        assert path.read_bytes() == again.read_bytes()
