@@ -20,7 +20,9 @@ ROUTES: tuple[str, ...] = (
     "GET /v1/batches/{batch_id}",
     "POST /v1/batches/{batch_id}/cancel",
 )
-FAULT_KINDS = ("429", "500", "drop")
+#: `lost`: the call is handled, then the connection closes before the answer (a create whose answer
+#: never arrived). `truncate`: the call is handled and half of its answer is sent (a torn download).
+FAULT_KINDS = ("429", "500", "drop", "lost", "truncate")
 _SPLIT_ROUTES = [(r.split(" ", 1)[0], r.split(" ", 1)[1].strip("/").split("/"), r) for r in ROUTES]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batch_openai.local.errors import APIError
 from batch_openai.local.faults import route_of
@@ -24,7 +24,9 @@ class FaultsAndAuth:
             return
         route = route_of(scope["method"], scope["path"])
         fault = self.state.faults.hit(route) if route else None
-        if fault is not None:
+        if fault is not None and fault.kind in ("lost", "truncate"):
+            send = _lose_answer(send) if fault.kind == "lost" else _truncate_answer(send)
+        elif fault is not None:
             if fault.kind == "drop":
                 _drop_connection(send)
                 return
@@ -57,6 +59,47 @@ class FaultsAndAuth:
                 await _send_error(send, APIError(401, msg, code="invalid_api_key"))
                 return
         await self.app(scope, receive, send)
+
+
+def _lose_answer(send: Send) -> Send:
+    """A `send` that lets the handler finish, then closes the socket instead of answering."""
+
+    async def lost(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            _drop_connection(send)
+
+    return lost
+
+
+def _truncate_answer(send: Send) -> Send:
+    """A `send` that passes on the first half of the answer's body, then closes the socket."""
+    budget: list[int] = []  # bytes still to pass on; set from content-length at response start
+    done = False
+
+    async def truncating(message: Message) -> None:
+        nonlocal done
+        if done:
+            return
+        if message["type"] == "http.response.start":
+            length = dict(message.get("headers", [])).get(b"content-length")
+            budget.append(int(length) // 2 if length else -1)
+            await send(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body: bytes = message.get("body", b"")
+        if budget[0] < 0:  # no content-length: cut the first chunk in half
+            budget[0] = len(body) // 2
+        part = body[: budget[0]]
+        budget[0] -= len(part)
+        if part:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        if budget[0] <= 0 or not message.get("more_body", False):
+            done = True
+            _drop_connection(send)
+
+    return truncating
 
 
 def _drop_connection(send: Send) -> None:
