@@ -57,7 +57,8 @@ def shard_record(shard: Any) -> dict[str, Any]:
     }
 
 
-@task(name="build-shards", task_run_name="build-shards-{round_no}")
+# Not cached: the shard files must exist on this machine, and rebuilding them is cheap and deterministic.
+@task(name="build-shards", task_run_name="build-shards-{round_no}", cache_policy=NO_CACHE)
 def build_shards(
     input_path: str, shard_dir: str, max_requests: int, max_bytes: int, round_no: int = 1
 ) -> list[dict[str, Any]]:

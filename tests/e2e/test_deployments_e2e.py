@@ -82,7 +82,7 @@ def test_suspended_run_is_resumed_by_the_collector_without_a_second_batch(
     before = _batch_count(prefect_client_settings)
     admin = prefect_client_settings.base_url.removesuffix("/v1") + "/_local/config"
     # Keep the batch in `finalizing` long enough to watch the run suspended while it waits.
-    httpx.post(admin, json={"stall_finalizing_seconds": 12.0}).raise_for_status()
+    httpx.post(admin, json={"stall_finalizing_seconds": 6.0}).raise_for_status()
     run = run_deployment(
         "batch-openai-run/batch-openai-run",
         parameters={

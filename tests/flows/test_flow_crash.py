@@ -82,40 +82,46 @@ def test_sigkill_mid_wait_then_rerun_reattaches(prefect_server: PrefectServer, t
 
 
 @pytest.mark.slow
-def test_sigkill_after_upload_before_create(prefect_server: PrefectServer, tmp_path: Path):
-    src = write_requests(tmp_path / "in.jsonl", 6)
+def test_sigkill_early_then_after_upload_then_mid_collect_then_finish(
+    prefect_server: PrefectServer, tmp_path: Path
+):
+    """One job killed three times in a row at three different stages; the fourth run finishes it."""
+    src = write_requests(tmp_path / "in.jsonl", 8)
     out = tmp_path / "out.jsonl"
     with LocalBatchServer(step_seconds=0.1, api_key=KEY) as server:
-        server.add_fault(route="POST /v1/batches", kind="500", times=10_000)  # create keeps failing
-        proc = _start(server, prefect_server, src, out)
+        client = server.client()
+        # 1. Early: still importing, building or submitting.
+        proc = _start(server, prefect_server, src, out, "--batch-size", "4")
+        time.sleep(1.5)
+        _kill(proc)
+        made = count_batches(client)
+        # 2. After upload, before create: creates fail until the process dies.
+        server.add_fault(route="POST /v1/batches", kind="500", times=10_000)
+        uploads = server.stats().get("POST /v1/files", 0)
+        creates = server.stats().get("POST /v1/batches", 0)
+        proc = _start(server, prefect_server, src, out, "--batch-size", "4")
+        if made < 2:
+            assert wait_until(lambda: server.stats().get("POST /v1/files", 0) > uploads, timeout=90)
+            assert wait_until(lambda: server.stats().get("POST /v1/batches", 0) > creates, timeout=60)
+        else:
+            time.sleep(2.0)
+        _kill(proc)
+        server.clear_faults()
+        assert count_batches(client) == made  # nothing was created while creates failed
+        # 3. Mid-collect: downloads fail until the process dies.
+        server.add_fault(route="GET /v1/files/{file_id}/content", kind="500", times=10_000)
+        downloads = server.stats().get("GET /v1/files/{file_id}/content", 0)
+        proc = _start(server, prefect_server, src, out, "--batch-size", "4")
         assert wait_until(
-            lambda: (
-                server.stats().get("POST /v1/files", 0) >= 1
-                and server.stats().get("POST /v1/batches", 0) >= 1
-            ),
-            timeout=90,
+            lambda: server.stats().get("GET /v1/files/{file_id}/content", 0) > downloads, timeout=90
         )
         _kill(proc)
         server.clear_faults()
-        assert count_batches(server.client()) == 0
-        _rerun(server, prefect_server, src, out)
-        assert count_batches(server.client()) == 1
-    _assert_complete(out, 6)
-
-
-@pytest.mark.slow
-def test_sigkill_mid_collect(prefect_server: PrefectServer, tmp_path: Path):
-    src = write_requests(tmp_path / "in.jsonl", 6)
-    out = tmp_path / "out.jsonl"
-    with LocalBatchServer(step_seconds=0.1, api_key=KEY) as server:
-        server.add_fault(route="GET /v1/files/{file_id}/content", kind="500", times=10_000)  # downloads stall
-        proc = _start(server, prefect_server, src, out)
-        assert wait_until(lambda: server.stats().get("GET /v1/files/{file_id}/content", 0) >= 1, timeout=90)
-        _kill(proc)
-        server.clear_faults()
-        _rerun(server, prefect_server, src, out)
-        assert count_batches(server.client()) == 1
-    _assert_complete(out, 6)
+        assert not out.exists()
+        # 4. The same command finishes the job with the two batches it already made.
+        _rerun(server, prefect_server, src, out, "--batch-size", "4")
+        assert count_batches(client) == 2
+    _assert_complete(out, 8)
 
 
 @pytest.mark.slow
@@ -140,19 +146,6 @@ def test_sigkill_between_rounds(prefect_server: PrefectServer, tmp_path: Path):
         assert count_batches(client) == 2  # round 1 re-attached, round 2 made once
     rows = _assert_complete(out, 20)
     assert {r["round"] for r in rows} == {1, 2}
-
-
-@pytest.mark.slow
-def test_sigkill_early_then_rerun(prefect_server: PrefectServer, tmp_path: Path):
-    src = write_requests(tmp_path / "in.jsonl", 8)
-    out = tmp_path / "out.jsonl"
-    with LocalBatchServer(step_seconds=0.1, api_key=KEY) as server:
-        proc = _start(server, prefect_server, src, out, "--batch-size", "4")
-        time.sleep(1.5)  # still importing, building or submitting
-        _kill(proc)
-        _rerun(server, prefect_server, src, out, "--batch-size", "4")
-        assert count_batches(server.client()) == 2
-    _assert_complete(out, 8)
 
 
 @pytest.mark.slow
