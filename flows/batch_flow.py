@@ -217,6 +217,7 @@ def batch_run_flow(
         "suspend_timeout_hours": suspend_timeout_hours,
         "base_url": base_url,
         "api_key_block": api_key_block,
+        "run_dir": str(run_dir),
     }
     shards = build_shards(native, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
     rows_by_round: list[list[str]] = []

@@ -14,6 +14,8 @@ delay) and pays Prefect's start-up again on resume.
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -22,6 +24,7 @@ from prefect.logging import get_run_logger
 
 WAIT_TAG = "batch-openai-wait"
 VARIABLE_PREFIX = "batch-openai-wait-"
+VARIABLE_MAX_CHARS = 4500
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
@@ -73,6 +76,12 @@ def wait_by_suspending(batch_ids: list[str], round_no: int, opts: dict[str, Any]
             "base_url": opts["base_url"],
             "api_key_block": opts["api_key_block"],
         }
+        if (
+            len(json.dumps(record)) > VARIABLE_MAX_CHARS
+        ):  # Variables hold <= 5000 chars: spill to the work dir
+            spill = Path(opts["run_dir"]) / f"waiting-{run_id}.json"
+            spill.write_text(json.dumps(batch_ids))
+            record = {**record, "batch_ids": None, "batch_ids_file": str(spill)}
         Variable.set(name, record, tags=[WAIT_TAG], overwrite=True)
         check += 1
         log.info(
@@ -118,7 +127,10 @@ def collector_flow(limit: int = 200) -> dict[str, Any]:
                 continue
             if not state.is_paused():
                 continue  # still running (about to suspend, or already resumed)
-            statuses = check_batches(record["batch_ids"], record.get("base_url"), record.get("api_key_block"))
+            ids = record.get("batch_ids")
+            if ids is None:
+                ids = json.loads(Path(record["batch_ids_file"]).read_text())
+            statuses = check_batches(ids, record.get("base_url"), record.get("api_key_block"))
             if all(s in TERMINAL or s == "gone" for s in statuses.values()):
                 log.info("resuming flow run %s: its %d batch(es) have ended", run_id, len(statuses))
                 resume_flow_run(run.id)
