@@ -70,6 +70,12 @@ def test_a_fresh_process_lists_without_importing_prefect(seeded: BatchRegistry, 
     assert answer["records"] == _records_json(seeded)  # the direct read equals what the API path wrote
     assert [r["batch_id"][:11] for r in answer["records"]] == ["batch_fast2", "batch_fast1", "batch_fast0"]
 
+    # The default registry (no path) on Prefect's own home takes the same path.
+    default = code.replace(f"BatchRegistry({str(ephemeral_home)!r})", "BatchRegistry()")
+    env = _clean_env(PREFECT_HOME=str(ephemeral_home))
+    out = subprocess.run([sys.executable, "-c", default], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == answer
+
 
 def test_cli_list_reads_the_registry_home_and_the_default_prefect_home(
     seeded: BatchRegistry, ephemeral_home: Path
