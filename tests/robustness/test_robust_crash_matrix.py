@@ -1,0 +1,160 @@
+"""Crash matrix (issue 8, item 1): SIGKILL a real `batch-openai run` at each step, rerun the same command.
+
+After the rerun, at every kill point: no two batches on the server for the same content (read back
+through `batches.list`), one batch per shard (and round), and every input exactly one output row.
+`tests/flows/test_flow_crash.py` covers some of these points with its own checks; here the gaps
+(during build, right after create) always run, and the whole matrix runs at size behind `slow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flows_harness import PrefectServer, wait_until, write_requests
+from robust_helpers import (
+    all_batches,
+    assert_no_duplicate_batches,
+    assert_one_row_per_input,
+    last_log,
+    run_to_end,
+    sigkill,
+    start_run,
+)
+
+from batch_openai.local import LocalBatchServer
+
+KEY = "sk-crash-matrix-key"
+CONTENT = "GET /v1/files/{file_id}/content"
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Where to kill: server settings, faults to arm, and the moment (polled in this process)."""
+
+    name: str
+    step_seconds: float
+    arm: Callable[[LocalBatchServer], None]
+    moment: Callable[[LocalBatchServer, Path], bool]
+    before_kill_check: Callable[[LocalBatchServer], bool] = lambda s: True
+    rounds: int = 1
+
+
+def _calls(server: LocalBatchServer, route: str) -> int:
+    return server.stats().get(route, 0)
+
+
+def _shards_dir_exists(work: Path) -> bool:
+    return any(work.glob("*/round-1/shards"))
+
+
+def _no_fault(server: LocalBatchServer) -> None:
+    pass
+
+
+def _first_batch_running(server: LocalBatchServer) -> bool:
+    return any(b.status == "in_progress" for b in server.client().batches.list(limit=5))
+
+
+def _arm_between_rounds(server: LocalBatchServer) -> None:
+    """Expire the first batch once it runs, and make round 2's create fail until the kill."""
+    assert wait_until(lambda: _first_batch_running(server), timeout=90, interval=0.02)
+    server.add_fault(route="POST /v1/batches", kind="500", times=10_000)
+    for batch in server.client().batches.list(limit=100):
+        server.expire(batch.id)
+
+
+POINTS = {
+    "build": KillPoint(
+        "build",
+        0.1,
+        _no_fault,
+        lambda s, work: _shards_dir_exists(work),
+        before_kill_check=lambda s: _calls(s, "POST /v1/files") == 0,
+    ),
+    "after-upload": KillPoint(
+        "after-upload",
+        0.1,
+        lambda s: s.add_fault(route="POST /v1/batches", kind="drop", times=10_000),
+        lambda s, work: _calls(s, "POST /v1/batches") >= 1,
+        before_kill_check=lambda s: all_batches(s.client()) == [],
+    ),
+    "after-create": KillPoint(
+        "after-create",
+        0.5,
+        _no_fault,
+        lambda s, work: _calls(s, "POST /v1/batches") >= 1,
+    ),
+    "mid-wait": KillPoint("mid-wait", 1.0, _no_fault, lambda s, work: _first_batch_running(s)),
+    "mid-collect": KillPoint(
+        "mid-collect",
+        0.1,
+        lambda s: s.add_fault(route=CONTENT, kind="500", times=10_000),
+        lambda s, work: _calls(s, CONTENT) >= 1,
+    ),
+    "between-rounds": KillPoint(
+        "between-rounds",
+        0.4,
+        _no_fault,
+        lambda s, work: _calls(s, "POST /v1/batches") >= 3,  # 2 shards made in round 1, then round 2's try
+        rounds=2,
+    ),
+}
+
+
+def _crash_and_rerun(
+    point: KillPoint, prefect: PrefectServer, tmp_path: Path, n: int, batch_size: int
+) -> None:
+    src = write_requests(tmp_path / "in.jsonl", n)
+    out = tmp_path / "out.jsonl"
+    work = tmp_path / "work"
+    shards = -(-n // batch_size)
+    size = ("--batch-size", str(batch_size))
+    with LocalBatchServer(step_seconds=point.step_seconds, api_key=KEY) as server:
+        client = server.client()
+        proc = start_run(server.base_url, prefect, src, out, KEY, *size)
+        if point.name == "between-rounds":
+            _arm_between_rounds(server)
+        else:
+            point.arm(server)
+        hit = wait_until(lambda: point.moment(server, work) or proc.poll() is not None, 120, 0.002)
+        assert hit and proc.poll() is None, f"the run ended before {point.name}: {last_log(tmp_path)}"
+        sigkill(proc)
+        assert point.before_kill_check(server), f"the kill landed after {point.name}"
+        assert not out.exists()
+        server.clear_faults()
+        if point.name == "after-create":  # the create the dead run sent still makes its batch
+            assert wait_until(lambda: len(all_batches(client)) >= 1, timeout=10)
+        run_to_end(server.base_url, prefect, src, out, KEY, *size)
+        batches = assert_no_duplicate_batches(client)
+        assert len(batches) == shards + (shards if point.rounds == 2 else 0), [b.status for b in batches]
+    rows = assert_one_row_per_input(src, out)
+    assert {r["outcome"] for r in rows} == {"succeeded"}
+    if point.rounds == 2:
+        assert {r["round"] for r in rows} == {2}  # round 1's batches all expired before any line ran
+
+
+@pytest.mark.parametrize("point", ["build", "after-create"])
+def test_sigkill_at_a_step_then_rerun_pays_once_and_loses_nothing(
+    point: str, robust_prefect: PrefectServer, tmp_path: Path
+):
+    _crash_and_rerun(POINTS[point], robust_prefect, tmp_path, n=40, batch_size=20)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(POINTS))
+def test_crash_matrix_at_size(point: str, robust_prefect: PrefectServer, tmp_path: Path):
+    _crash_and_rerun(POINTS[point], robust_prefect, tmp_path, n=4_000, batch_size=1_000)
+
+
+def test_kill_points_cover_every_step_of_issue_8():
+    assert set(POINTS) == {
+        "build",
+        "after-upload",
+        "after-create",
+        "mid-wait",
+        "mid-collect",
+        "between-rounds",
+    }
