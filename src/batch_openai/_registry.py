@@ -71,6 +71,7 @@ class BatchRegistry:
         self._fixed: Target | None = resolve_target(self._path) if self._path is not None else None
         self._store: ApiStore | None = None
         self._store_target: Target | None = None
+        self._holds: list[Any] = []
 
     # -- where the records are -------------------------------------------------------------------
     def _target(self) -> Target:
@@ -120,17 +121,18 @@ class BatchRegistry:
             raise BatchRegistryError(message) from exc
 
     def __enter__(self) -> Self:
-        """Hold one Prefect client open across many writes (much faster for bulk tracking)."""
-        self._hold = self._api().hold()
+        """Hold one Prefect client open across many writes (much faster for bulk tracking); nestable."""
+        hold = self._api().hold()
         with self._errors():
-            self._hold.__enter__()
+            hold.__enter__()
+        self._holds.append(hold)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Release the client held by `__enter__`."""
-        self._hold.__exit__(exc_type, exc, tb)
+        """Release the client held by the matching `__enter__`."""
+        self._holds.pop().__exit__(exc_type, exc, tb)
 
     # -- reads ---------------------------------------------------------------------------------
     def _local_db(self) -> Path | None:
