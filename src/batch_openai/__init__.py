@@ -20,14 +20,25 @@ from batch_openai._errors import (
     BatchValidationError,
     OpenAIBatchError,
 )
+from batch_openai._estimate import CostEstimate
 from batch_openai._items import BatchResultItem, JoinedItem, Outcome, ParsedItem
 from batch_openai._job import BatchJob
 from batch_openai._jsonl import fingerprint_file
 from batch_openai._models import MODEL_RULES, ModelRule
+from batch_openai._pricing import (
+    BATCH_PRICES,
+    PRICES_AS_OF,
+    PRICES_SOURCE,
+    ModelPrice,
+    cost_of,
+    price_for,
+    register_prices,
+)
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard
 from batch_openai._submit import FINGERPRINT_KEY, find_batch_by_fingerprint, submit_file
+from batch_openai._usage import TokenCounts, TokenUsage
 
 if TYPE_CHECKING:
     from batch_openai._async import async_find_batch_by_fingerprint, async_submit_file
@@ -36,8 +47,11 @@ if TYPE_CHECKING:
 __version__ = "0.5.0.dev0"
 
 __all__ = [
+    "BATCH_PRICES",
     "FINGERPRINT_KEY",
     "MODEL_RULES",
+    "PRICES_AS_OF",
+    "PRICES_SOURCE",
     "BatchAuthError",
     "BatchConflictError",
     "BatchJob",
@@ -52,17 +66,24 @@ __all__ = [
     "BatchTimeoutError",
     "BatchTransientError",
     "BatchValidationError",
+    "CostEstimate",
     "JoinedItem",
+    "ModelPrice",
     "ModelRule",
     "OpenAIBatchError",
     "Outcome",
     "ParsedItem",
     "RetryPolicy",
     "Shard",
+    "TokenCounts",
+    "TokenUsage",
     "async_find_batch_by_fingerprint",
     "async_submit_file",
+    "cost_of",
     "find_batch_by_fingerprint",
     "fingerprint_file",
+    "price_for",
+    "register_prices",
     "submit_file",
 ]
 

@@ -21,6 +21,7 @@ from batch_openai._jsonl import ensure_dir, fingerprint_file
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, acall, no_sdk_retries
 from batch_openai._submit import DEFAULT_MAX_PAGES, answer_may_be_lost, build_metadata, log, matches
+from batch_openai._usage import batch_usage_of
 from batch_openai._validation import check_endpoint
 
 if TYPE_CHECKING:
@@ -214,4 +215,10 @@ async def result(job: BatchJob, expected_ids: Any) -> BatchResult:
     output, errors = await download(job, tmp.name)
     files = [p for p in (output, errors) if p is not None]
     ids = expected_ids if expected_ids is not None else job._expected
-    return BatchResult(files=files, expected_ids=ids, endpoint=single_endpoint(job), keepalive=tmp)
+    return BatchResult(
+        files=files,
+        expected_ids=ids,
+        endpoint=single_endpoint(job),
+        keepalive=tmp,
+        batch_usage=batch_usage_of(job._batches),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -32,7 +32,11 @@ from batch_openai._validation import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from batch_openai._estimate import CostEstimate
     from batch_openai._job import BatchJob
+    from batch_openai._pricing import PriceLike
 
 __all__ = ["BatchRequestBuilder"]
 
@@ -254,6 +258,28 @@ class BatchRequestBuilder:
             raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
         return builder
 
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        *,
+        model: str,
+        messages: str | Callable[[Any], Any],
+        custom_id: str | None = None,
+        check_models: bool = True,
+        **params: Any,
+    ) -> BatchRequestBuilder:
+        """One chat request per row: `messages` a callable(row) -> messages, or a `{column}` template string.
+
+        `custom_id` names the column holding the ids (default: the index, as strings).
+        """
+        from batch_openai._frames import builder_from_dataframe
+
+        builder = cls(check_models=check_models)
+        return builder_from_dataframe(
+            builder, df, model=model, messages=messages, custom_id=custom_id, **params
+        )
+
     # ---------------------------------------------------------------- reading
     def __len__(self) -> int:
         """Number of requests added so far."""
@@ -331,6 +357,14 @@ class BatchRequestBuilder:
             max_bytes=min(max_bytes, MAX_FILE_BYTES),
         )
 
+    def estimate_cost(self, *, prices: Mapping[str, PriceLike] | None = None) -> CostEstimate:
+        """Estimated USD at batch prices: a float (the lower bound) with `.low`, `.high` and token counts."""
+        from batch_openai._estimate import estimate_cost
+
+        self.validate()
+        bodies = (orjson.loads(b"{" + body) for body in self._bodies)
+        return estimate_cost(zip(self._expand(1), self._expand(2), bodies, strict=True), prices)
+
     # ---------------------------------------------------------------- submitting
     def submit(
         self,
@@ -340,29 +374,50 @@ class BatchRequestBuilder:
         metadata: Mapping[str, str] | None = None,
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
+        max_enqueued_tokens: int | Mapping[str, int] | None = None,
+        queue_poll_interval: float = 30.0,
     ) -> BatchJob:
-        """Upload and create one batch per shard (idempotent by content fingerprint); return the job."""
+        """Upload and create one batch per shard (idempotent by content fingerprint); return the job.
+
+        `max_enqueued_tokens` (one number, or `{model: tokens}`): hold each shard back until this job's
+        batches in flight for its model, plus the shard, stay under that many estimated input tokens
+        (polling every `queue_poll_interval` s). A shard alone over the cap is refused before any upload.
+        """
         from batch_openai._job import BatchJob
+        from batch_openai._queue import TokenQueue
         from batch_openai._submit import submit_file
 
+        queue = TokenQueue(max_enqueued_tokens, poll_interval=queue_poll_interval)
         tmp = tempfile.mkdtemp(prefix="batch_openai-")
         try:
             shards = self.write_shards(tmp, max_requests=max_requests or MAX_REQUESTS)
-            batches = [
-                submit_file(
-                    client,
-                    shard.path,
-                    endpoint=shard.endpoint,
-                    description=description,
-                    metadata=_shard_metadata(metadata, i, len(shards)),
-                    fingerprint=shard.fingerprint,
-                    retry=retry,
-                )._batches[0]
-                for i, shard in enumerate(shards)
-            ]
+            if max_enqueued_tokens is not None:
+                from batch_openai._estimate import file_input_tokens
+
+                for i, shard in enumerate(shards):  # every shard checked before the first upload
+                    queue.models[i] = shard.model
+                    queue.tokens[i] = file_input_tokens(shard.path, shard.endpoint)
+                    queue.check_fits(shard.model, queue.tokens[i], f"shard {i + 1}/{len(shards)}")
+            batches: list[Any] = []
+            for i, shard in enumerate(shards):
+                queue.wait_for_room(client, batches, shard.model, queue.tokens.get(i, 0), retry=retry)
+                batches.append(
+                    submit_file(
+                        client,
+                        shard.path,
+                        endpoint=shard.endpoint,
+                        description=description,
+                        metadata=_shard_metadata(metadata, i, len(shards)),
+                        fingerprint=shard.fingerprint,
+                        retry=retry,
+                    )._batches[0]
+                )
+                queue.models[i] = shard.model
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return BatchJob(client, batches, expected_ids=self.custom_ids, retry=retry)
+        job = BatchJob(client, batches, expected_ids=self.custom_ids, retry=retry)
+        job._token_queue = queue
+        return job
 
     async def async_submit(
         self,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from batch_openai._errors import BatchConflictError, OpenAIBatchError
+from batch_openai._errors import BatchConflictError, BatchTimeoutError, OpenAIBatchError
 from batch_openai._job_state import (  # re-exported: callers import these from _job
     LATE_FILE_INTERVAL,
     LATE_FILE_POLLS,
@@ -30,9 +30,12 @@ from batch_openai._job_state import (  # re-exported: callers import these from 
 from batch_openai._jsonl import ensure_dir
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, call, no_sdk_retries
+from batch_openai._usage import batch_usage_of
 
 if TYPE_CHECKING:
     from openai.types import Batch
+
+    from batch_openai._queue import TokenQueue
 
 __all__ = [
     "LATE_FILE_INTERVAL",
@@ -65,6 +68,7 @@ class BatchJob:
             raise ValueError("BatchJob needs at least one batch")
         self._expected = list(expected_ids) if expected_ids is not None else None
         self._retry = retry
+        self._token_queue: TokenQueue | None = None  # set by a queue-aware submit: caps and token estimates
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -249,22 +253,50 @@ class BatchJob:
         poll_interval: float = 60,
         on_progress: Callable[[Batch], Any] | None = None,
         timeout: float | None = None,
+        token_limit_retries: int = 5,
     ) -> BatchResult:
-        """Poll until every batch is terminal; return the result or raise `BatchJobError` (with partial)."""
+        """Poll until every batch is terminal; return the result or raise `BatchJobError` (with partial).
+
+        A batch that fails with `token_limit_exceeded` is resubmitted (same uploaded file) once this job's
+        other batches of its model have left the queue, up to `token_limit_retries` times (0: never).
+        """
         self._sync_only("wait", "await_completion")
+        queue = self._queue_for(poll_interval, token_limit_retries)
         deadline = None if timeout is None else time.monotonic() + timeout
         late = 0
         while True:
             self.refresh(on_progress=on_progress)
+            pending = queue.requeue(self) if queue is not None else None
             interval, late = next_poll(self, late, poll_interval, deadline, timeout)
             if interval is None:
-                break
+                if pending is None:
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise BatchTimeoutError(
+                        f"batch {self.batch_id} is waiting to be resubmitted (enqueued-token limit) after "
+                        f"{timeout}s; call wait() again to carry on",
+                        batch_id=self.batch_id,
+                        status=self.status,
+                    )
+                interval = pending if left is None else min(pending, left)
             time.sleep(interval)
         result = self.result()
         error = job_error(self, result)
         if error is not None:
             raise error
         return result
+
+    def _queue_for(self, poll_interval: float, retries: int) -> TokenQueue | None:
+        if retries <= 0:
+            return None
+        from batch_openai._queue import TokenQueue
+
+        if self._token_queue is None:
+            self._token_queue = TokenQueue()
+        self._token_queue.poll_interval = poll_interval
+        self._token_queue.max_requeues = retries
+        return self._token_queue
 
     def _download_file(self, file_id: str, dest: Path) -> Path:
         def fetch() -> Path:
@@ -312,7 +344,13 @@ class BatchJob:
         output, errors = self.download(tmp.name)
         files = [p for p in (output, errors) if p is not None]
         ids = expected_ids if expected_ids is not None else self._expected
-        return BatchResult(files=files, expected_ids=ids, endpoint=single_endpoint(self), keepalive=tmp)
+        return BatchResult(
+            files=files,
+            expected_ids=ids,
+            endpoint=single_endpoint(self),
+            keepalive=tmp,
+            batch_usage=batch_usage_of(self._batches),
+        )
 
     # ---------------------------------------------------------------- async (bodies in _async.py)
     async def async_refresh(self, *, on_progress: Callable[[Batch], Any] | None = None) -> Self:

@@ -9,30 +9,26 @@ list once (input order when the input ids are known) and keep it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from batch_openai._errors import BatchParseError
 from batch_openai._items import BatchResultItem, JoinedItem, Outcome, ParsedItem, item_from_line
 from batch_openai._jsonl import iter_lines
+from batch_openai._usage import TokenCounts, TokenUsage, summarise_usage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from batch_openai._pricing import PriceLike
 
 __all__ = ["BatchResult"]
 
 M = TypeVar("M")
 I = TypeVar("I")  # noqa: E741
-
-
-def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
-    for key, value in usage.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int | float):
-            total[key] = total.get(key, 0) + value
-        elif isinstance(value, dict):
-            _add_usage(total.setdefault(key, {}), value)
 
 
 class BatchResult:
@@ -46,7 +42,10 @@ class BatchResult:
         expected_ids: Sequence[str] | None = None,
         endpoint: str | None = None,
         keepalive: Any = None,
+        batch_usage: TokenCounts | None = None,
     ) -> None:
+        self._batch_usage = batch_usage  # the batches' own `usage`, to check the line sums against
+        self._usage: TokenUsage | None = None
         self._files = [Path(f) for f in files]
         self._expected = list(expected_ids) if expected_ids is not None else None
         self._endpoint = endpoint
@@ -96,9 +95,17 @@ class BatchResult:
     ) -> BatchResult:
         """One result over several (e.g. the shards of one job)."""
         files = [f for r in results for f in r._files]
+        usages = [r._batch_usage for r in results]
+        batch_usage = sum(usages, TokenCounts()) if usages and None not in usages else None  # type: ignore[arg-type]
         if all(r._items is None for r in results):
-            return cls(files=files, expected_ids=expected_ids, keepalive=[r._keepalive for r in results])
-        return cls(_order([i for r in results for i in r], expected_ids), expected_ids=expected_ids)
+            return cls(
+                files=files,
+                expected_ids=expected_ids,
+                keepalive=[r._keepalive for r in results],
+                batch_usage=batch_usage,
+            )
+        items = _order([i for r in results for i in r], expected_ids)
+        return cls(items, expected_ids=expected_ids, batch_usage=batch_usage)
 
     # ---------------------------------------------------------------- streaming
     def _stream(self) -> Iterator[BatchResultItem]:
@@ -165,15 +172,39 @@ class BatchResult:
         return counts
 
     @property
-    def usage(self) -> dict[str, Any]:
-        """Token usage summed over every response that reports it."""
-        total: dict[str, Any] = {}
-        for item in self:
-            if item.outcome is Outcome.SUCCEEDED:
-                usage = item.usage
-                if usage:
-                    _add_usage(total, usage)
-        return total
+    def usage(self) -> TokenUsage:
+        """Token usage summed over the succeeded responses (streamed once, then kept; see `TokenUsage`).
+
+        A dict of the raw sums, with `.input_tokens`, `.cached_tokens`, `.output_tokens`,
+        `.reasoning_tokens`, `.total_tokens`, `.by_model`, and `.matches_batch` against the batch's `usage`.
+        """
+        if self._usage is None:
+            self._usage = summarise_usage(self, self._batch_usage)
+        return self._usage
+
+    @property
+    def cost(self) -> float | None:
+        """USD at batch prices (see `batch_openai.BATCH_PRICES`); None when a model's price is unknown."""
+        return self.usage.cost()
+
+    def cost_for(self, prices: Mapping[str, PriceLike] | None = None) -> float | None:
+        """USD with your own prices `{model: [input, output]}` or `[input, cached_input, output]` per 1M."""
+        return self.usage.cost(prices)
+
+    # ---------------------------------------------------------------- DataFrames (pandas loaded on call)
+    def to_pandas(self, model: type | None = None, *, response: bool = False) -> pd.DataFrame:
+        """One row per item: custom_id, outcome, content, error, tokens …; a Pydantic `model`'s fields too."""
+        from batch_openai._frames import result_to_pandas
+
+        return result_to_pandas(self, model, response=response)
+
+    def join_dataframe(
+        self, df: pd.DataFrame, *, on: str | None = None, model: type | None = None
+    ) -> pd.DataFrame:
+        """`df` with the result columns added, matched by custom_id (`on` column, default the index)."""
+        from batch_openai._frames import join_dataframe
+
+        return join_dataframe(self, df, on=on, model=model)
 
     def get(self, custom_id: str) -> BatchResultItem | None:
         """The item for `custom_id`, or None."""

@@ -1,0 +1,234 @@
+"""Queue-aware submission: pace shards under a cap on enqueued input tokens, requeue token-limited batches.
+
+OpenAI caps, per model and organisation, the input tokens of all batches in flight. A batch that would pass
+the cap is *created* fine and then fails in validation with `token_limit_exceeded`; its requests never ran.
+Two remedies, both about our own batches only (other people's use of the queue is invisible to us):
+
+- pacing (`max_enqueued_tokens=`): before each shard is submitted, wait until the estimated input tokens of
+  this job's batches still in flight for that model, plus the shard's, fit under the cap;
+- requeueing (in `BatchJob.wait`): a batch that failed with `token_limit_exceeded` is created again from the
+  same uploaded file once this job's other batches of that model have left the queue (or, with known token
+  counts, once it fits), with backoff when it fails again with nothing of ours in flight. Bounded by
+  `token_limit_retries`; its requests are never reported failed while it waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from batch_openai._errors import BatchValidationError, OpenAIBatchError, redact
+from batch_openai._retry import RetryPolicy, call, no_sdk_retries
+from batch_openai._submit import DEFAULT_MAX_PAGES, FINGERPRINT_KEY, _find_raw
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+    from batch_openai._job import BatchJob
+
+__all__ = ["TOKEN_LIMIT_CODE", "TokenQueue", "limit_from_errors", "resubmit_batch", "token_limited"]
+
+log = logging.getLogger("batch_openai")
+
+TOKEN_LIMIT_CODE = "token_limit_exceeded"
+IN_FLIGHT = frozenset({"validating", "in_progress", "finalizing"})
+REQUEUE_KEY = "batch_openai_requeue"
+MAX_BACKOFF = 600.0
+_LIMIT_RE = re.compile(r"Limit:\s*([\d,]+)\s*enqueued tokens", re.IGNORECASE)
+
+
+def _errors(batch: Any) -> list[Any]:
+    errors = getattr(batch, "errors", None)
+    return list(getattr(errors, "data", None) or ())
+
+
+def token_limited(batch: Any) -> bool:
+    """True when a batch failed because the enqueued-token queue of its model was full."""
+    return getattr(batch, "status", None) == "failed" and any(
+        getattr(e, "code", None) == TOKEN_LIMIT_CODE for e in _errors(batch)
+    )
+
+
+def limit_from_errors(batch: Any) -> int | None:
+    """The cap the service named in a `token_limit_exceeded` message ("Limit: 2,000,000 enqueued tokens")."""
+    for e in _errors(batch):
+        found = _LIMIT_RE.search(str(getattr(e, "message", "") or ""))
+        if found:
+            return int(found.group(1).replace(",", ""))
+    return None
+
+
+def resubmit_batch(client: Any, batch: Batch, *, attempt: int, retry: RetryPolicy | None = None) -> Batch:
+    """Create the batch again from the same uploaded input file and metadata (no new upload).
+
+    A create whose answer was lost is looked for by fingerprint before trying again, as in `submit_file`.
+    """
+    meta = dict(batch.metadata or {})
+    if REQUEUE_KEY in meta or len(meta) < 16:
+        meta[REQUEUE_KEY] = str(attempt)
+    fingerprint = meta.get(FINGERPRINT_KEY)
+    attempted = False
+
+    def create() -> Batch:
+        nonlocal attempted
+        if attempted and fingerprint:
+            found = _find_raw(client, fingerprint, batch.endpoint, DEFAULT_MAX_PAGES)
+            if found is not None and found.id != batch.id:
+                return found
+        attempted = True
+        return client.batches.create(
+            input_file_id=batch.input_file_id,
+            endpoint=batch.endpoint,  # type: ignore[arg-type]
+            completion_window="24h",
+            metadata=meta,
+        )
+
+    return call(create, policy=retry, context=f"resubmitting {batch.id} (enqueued-token limit)")
+
+
+class TokenQueue:
+    """Our own enqueued input tokens per model: paces submission and requeues token-limited batches."""
+
+    def __init__(
+        self,
+        max_enqueued_tokens: int | Mapping[str, int] | None = None,
+        *,
+        poll_interval: float = 30.0,
+        max_requeues: int = 5,
+    ) -> None:
+        if isinstance(max_enqueued_tokens, Mapping):
+            self.caps: dict[str, int] = {str(k): int(v) for k, v in max_enqueued_tokens.items()}
+            self.default_cap: int | None = None
+        else:
+            self.caps, self.default_cap = {}, max_enqueued_tokens
+        for cap in [*self.caps.values(), self.default_cap]:
+            if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+                raise BatchValidationError(
+                    f"max_enqueued_tokens must be a positive whole number of tokens (or a dict of them per "
+                    f"model), got {cap!r}"
+                )
+        self.poll_interval = poll_interval
+        self.max_requeues = max_requeues
+        self.learned: dict[str, int] = {}  # caps the service named in its token_limit_exceeded messages
+        self.models: dict[int, str] = {}  # batch position -> model
+        self.tokens: dict[int, int] = {}  # batch position -> estimated input tokens
+        self.attempts: dict[int, int] = {}
+        self.not_before: dict[int, float] = {}
+
+    # ---------------------------------------------------------------- caps
+    def explicit_cap(self, model: str | None) -> int | None:
+        """The cap the caller set for `model` (per-model dict first, then the single number)."""
+        return self.caps.get(model or "", self.default_cap)
+
+    def cap_for(self, model: str | None) -> int | None:
+        """The cap to pace against: the caller's, else one learned from the service's message."""
+        explicit = self.explicit_cap(model)
+        return explicit if explicit is not None else self.learned.get(model or "")
+
+    def check_fits(self, model: str, tokens: int, label: str) -> None:
+        """Refuse (before anything is uploaded) a shard that alone is over the caller's cap."""
+        cap = self.explicit_cap(model)
+        if cap is not None and tokens > cap:
+            raise BatchValidationError(
+                f"{label} holds ~{tokens:,} input tokens for {model}, over max_enqueued_tokens={cap:,}: it "
+                "could never be enqueued; pass a smaller max_requests= (or a cap up to your tier's limit)"
+            )
+
+    # ---------------------------------------------------------------- bookkeeping
+    def _model(self, index: int, batch: Any) -> str | None:
+        return self.models.get(index) or getattr(batch, "model", None)
+
+    def _in_flight(self, batches: list[Any], model: str | None, skip: int = -1) -> tuple[int, int | None]:
+        """(batches, estimated tokens or None when unknown) of ours in flight for `model`."""
+        count, tokens = 0, 0
+        known = True
+        for j, b in enumerate(batches):
+            if j == skip or b.status not in IN_FLIGHT or self._model(j, b) != model:
+                continue
+            count += 1
+            if j in self.tokens:
+                tokens += self.tokens[j]
+            else:
+                known = False
+        return count, tokens if known else None
+
+    # ---------------------------------------------------------------- pacing
+    def wait_for_room(
+        self,
+        client: Any,
+        batches: list[Any],
+        model: str,
+        tokens: int,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        """Block until `tokens` more for `model` fit under the cap, polling our in-flight batches."""
+        cap = self.cap_for(model)
+        if cap is None:
+            return
+        client = no_sdk_retries(client)
+        while True:
+            count, used = self._in_flight(batches, model)
+            if count == 0 or (used is not None and used + tokens <= cap):
+                return
+            log.info(
+                "batch_openai: %s has ~%s of %s enqueued tokens in flight; waiting to add %s",
+                model,
+                used,
+                cap,
+                tokens,
+            )
+            sleep(self.poll_interval)
+            for j, b in enumerate(batches):
+                if b.status in IN_FLIGHT:
+                    batches[j] = call(
+                        lambda b=b: client.batches.retrieve(b.id), policy=retry, context=f"polling {b.id}"
+                    )
+
+    # ---------------------------------------------------------------- requeueing
+    def requeue(self, job: BatchJob, now: float | None = None) -> float | None:
+        """Resubmit the job's token-limited batches that may go now; seconds to the next check, or None."""
+        now = time.monotonic() if now is None else now
+        batches: list[Any] = job._batches
+        waiting: list[float] = []
+        for i, b in enumerate(batches):
+            if not token_limited(b) or self.attempts.get(i, 0) >= self.max_requeues:
+                continue
+            model = self._model(i, b)
+            learned = limit_from_errors(b)
+            if learned and model:
+                self.learned[model] = learned
+            tokens, cap = self.tokens.get(i), self.cap_for(model)
+            if tokens is not None and cap is not None and tokens > cap:
+                log.warning(
+                    "batch_openai: %s alone (~%s tokens) is over the %s cap; not requeued", b.id, tokens, cap
+                )
+                self.attempts[i] = self.max_requeues
+                continue
+            if now < self.not_before.get(i, 0.0):
+                waiting.append(self.not_before[i] - now)
+                continue
+            count, used = self._in_flight(batches, model, skip=i)
+            fits = count == 0 or (
+                tokens is not None and used is not None and cap is not None and used + tokens <= cap
+            )
+            if not fits:
+                waiting.append(self.poll_interval)
+                continue
+            attempt = self.attempts.get(i, 0) + 1
+            try:
+                batches[i] = resubmit_batch(job._client, b, attempt=attempt, retry=job._retry)
+            except OpenAIBatchError as exc:  # e.g. the input file was deleted: leave the batch failed
+                log.warning("batch_openai: could not resubmit %s: %s", b.id, redact(str(exc)))
+                self.attempts[i] = self.max_requeues
+                continue
+            log.info("batch_openai: %s hit the enqueued-token limit; resubmitted as %s", b.id, batches[i].id)
+            self.attempts[i] = attempt
+            # Should it fail again with nothing of ours in flight, someone else fills the queue: back off.
+            self.not_before[i] = now + min(MAX_BACKOFF, self.poll_interval * 2 ** (attempt - 1))
+            waiting.append(self.poll_interval)
+        return min(waiting) if waiting else None
