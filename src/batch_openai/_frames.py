@@ -270,7 +270,8 @@ def _parsed_frame(rows: list[dict[str, Any] | None], model: type, taken: set[str
     # A field named like a base column (content, error …) gets a `parsed_` prefix instead of clobbering it.
     columns = {n: (f"parsed_{n}" if n in taken else n) for n in names}
     data = {columns[n]: [None if r is None else r.get(n) for r in rows] for n in names}
-    return pd.DataFrame(data)
+    # Nullable dtypes: an int field stays Int64 when some rows did not parse, instead of becoming float.
+    return pd.DataFrame(data).convert_dtypes()
 
 
 def join_dataframe(
