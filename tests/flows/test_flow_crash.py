@@ -69,7 +69,7 @@ def _assert_complete(out: Path, n: int) -> list[dict]:
 def test_sigkill_mid_wait_then_rerun_reattaches(prefect_server: PrefectServer, tmp_path: Path):
     src = write_requests(tmp_path / "in.jsonl", 12)
     out = tmp_path / "out.jsonl"
-    with LocalBatchServer(step_seconds=1.0, api_key=KEY) as server:
+    with LocalBatchServer(step_seconds=0.6, api_key=KEY) as server:
         client = server.client()
         proc = _start(server, prefect_server, src, out, "--batch-size", "4")
         assert wait_until(lambda: count_batches(client) == 3, timeout=90), "the run never created its batches"

@@ -147,7 +147,7 @@ def test_cancel_during_the_run_is_respected_and_a_rerun_resubmits_on_purpose(
 ):
     src = write_requests(tmp_path / "in.jsonl", 8, prefix="can")
     out = tmp_path / "out.jsonl"
-    with LocalBatchServer(step_seconds=0.5, api_key=api_key) as server:
+    with LocalBatchServer(step_seconds=0.3, api_key=api_key) as server:
         client = server.client()
 
         def cancel_when_running() -> None:
