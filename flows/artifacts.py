@@ -8,45 +8,32 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-# Batch prices in USD per 1M tokens (input, output): half the synchronous list price. An estimate for
-# the summary table only; pass `prices=` to the flow for your own contract, unknown models show no cost.
-BATCH_PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.075, 0.30),
-    "gpt-4o": (1.25, 5.00),
-    "gpt-4.1": (1.00, 4.00),
-    "gpt-4.1-mini": (0.20, 0.80),
-    "gpt-4.1-nano": (0.05, 0.20),
-    "gpt-5": (0.625, 5.00),
-    "gpt-5-mini": (0.125, 1.00),
-    "gpt-5-nano": (0.025, 0.20),
-    "text-embedding-3-small": (0.01, 0.0),
-    "text-embedding-3-large": (0.065, 0.0),
-}
+# One price table for the whole project: the library's (`batch_openai.BATCH_PRICES`, dated and sourced).
+# `prices=` on the flow overrides it per run ({model: [input, output]} or [input, cached_input, output]).
 
 
 def price_for(model: str | None, prices: Mapping[str, Any] | None = None) -> tuple[float, float] | None:
-    """(input, output) USD per 1M tokens for a model: exact name first, then the longest known prefix."""
-    table = {**BATCH_PRICES_PER_MTOK, **{k: tuple(v) for k, v in (prices or {}).items()}}
-    if not model:
-        return None
-    if model in table:
-        return table[model]  # type: ignore[return-value]
-    best = max((name for name in table if model.startswith(name)), key=len, default=None)
-    return table[best] if best else None  # type: ignore[return-value]
+    """(input, output) USD per 1M tokens at batch prices for a model (a dated snapshot matches), or None."""
+    from batch_openai import price_for as library_price_for
+
+    price = library_price_for(model, prices)
+    return None if price is None else (price.input, price.output)
 
 
 def estimate_cost(
-    usage_by_model: Mapping[str, Mapping[str, int]], prices: Mapping[str, Any] | None = None
+    usage_by_model: Mapping[str, Mapping[str, Any]], prices: Mapping[str, Any] | None = None
 ) -> float | None:
-    """Estimated USD for the tokens used, or None when a model's price is unknown."""
+    """USD for the tokens used at batch prices, or None when a model that used tokens has no known price."""
+    from batch_openai import cost_of
+
     total = 0.0
     for model, usage in usage_by_model.items():
-        price = price_for(model, prices)
-        if price is None:
+        if not any(usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")):
+            continue
+        cost = cost_of(usage, model, prices)
+        if cost is None:
             return None
-        total += (
-            usage.get("input_tokens", 0) / 1e6 * price[0] + usage.get("output_tokens", 0) / 1e6 * price[1]
-        )
+        total += cost
     return round(total, 6)
 
 
