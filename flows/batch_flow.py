@@ -25,7 +25,7 @@ from prefect.logging import get_run_logger
 
 from flows.artifacts import board_for, drop_board, estimate_cost, publish_summary
 from flows.caching import file_sha256
-from flows.output import convert_jsonl, infer_format
+from flows.output import check_output_path, convert_jsonl, infer_format
 from flows.results import USAGE_KEYS, merge_rows, write_retry_input
 from flows.suspend import wait_by_suspending
 from flows.tasks import build_shards, collect_batch, submit_shard, wait_for_batch
@@ -139,6 +139,22 @@ def _run_round(
     return [c.result() for c in collects]
 
 
+def _queue_waves(
+    shards: list[dict[str, Any]], max_enqueued_tokens: int | dict[str, int] | None
+) -> list[list[dict[str, Any]]]:
+    """Shards grouped into waves that fit the enqueued-token cap per model (one wave when there is none)."""
+    if max_enqueued_tokens is None:
+        return [shards]
+    from batch_openai._estimate import file_input_tokens
+    from batch_openai._queue import plan_waves
+
+    sized = [(s["model"], file_input_tokens(s["path"], s["endpoint"])) for s in shards]
+    waves = plan_waves(sized, max_enqueued_tokens)
+    if len(waves) > 1:
+        get_run_logger().info("%d shard(s) in %d wave(s) under max_enqueued_tokens", len(shards), len(waves))
+    return [[shards[i] for i in wave] for wave in waves]
+
+
 @flow(name="batch-openai-run", persist_result=True, result_serializer="json", log_prints=False)
 def batch_run_flow(
     input_path: str,
@@ -160,6 +176,7 @@ def batch_run_flow(
     base_url: str | None = None,
     api_key_block: str | None = None,
     prices: dict[str, list[float]] | None = None,
+    max_enqueued_tokens: int | dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Run bulk LLM work through the Batch API and write one row per input with its outcome.
 
@@ -188,11 +205,16 @@ def batch_run_flow(
         base_url: An OpenAI-compatible API base URL (default `OPENAI_BASE_URL` or OpenAI). Not a secret.
         api_key_block: Name of a Prefect `Secret` block holding the API key (default: `OPENAI_API_KEY`).
         prices: Batch prices as {model: [input_usd_per_1M, output_usd_per_1M]} for the cost estimate.
+        max_enqueued_tokens: Your organisation's cap on enqueued input tokens per model (one number, or
+            {model: tokens}): shards are submitted in waves whose estimated input tokens fit under it, so
+            they do not fail with `token_limit_exceeded`. None: submit every shard at once.
     """
     log = get_run_logger()
     from prefect.runtime import flow_run
 
     run_id = str(flow_run.id or "")
+    out = str(check_output_path(output_path))  # an unwritable output fails now, before anything is paid for
+    infer_format(out, output_format)  # and so does an unknown format
     board = board_for(run_id)
     board.start()
     root = work_root(work_dir)
@@ -224,7 +246,9 @@ def batch_run_flow(
     summaries: list[dict[str, Any]] = []
     for round_no in range(1, max(1, max_rounds) + 1):
         round_dir = run_dir / f"round-{round_no}"
-        collected = _run_round(shards, round_no, round_dir, opts)
+        collected = []
+        for wave in _queue_waves(shards, max_enqueued_tokens):
+            collected.extend(_run_round(wave, round_no, round_dir, opts))
         summaries.extend(collected)
         rows_by_round.append([c["rows_path"] for c in collected])
         if round_no >= max_rounds:
@@ -243,7 +267,6 @@ def batch_run_flow(
             max_bytes,
             round_no=round_no + 1,
         )
-    out = str(Path(output_path).expanduser().resolve())
     merged = merge_output(native, rows_by_round, str(run_dir / "result.jsonl"), out, output_format or "")
     usage_by_model: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(USAGE_KEYS, 0))
     for s in summaries:

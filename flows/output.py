@@ -29,6 +29,32 @@ ROW_FIELDS: tuple[str, ...] = (
 )
 
 
+class OutputPathError(ValueError):
+    """The output path can never be written (checked before anything is uploaded)."""
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse an output path that can never be written: an existing directory, a path under a regular
+    file, or a directory without write permission. Returns the absolute path."""
+    target = Path(path).expanduser().absolute()
+    if target.is_dir():
+        raise OutputPathError(
+            f"output {str(target)!r} is a directory; give a file path such as {target}/results.jsonl"
+        )
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(
+            f"output {str(target)!r} lies under {str(parent)!r}, which is a file; choose another path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"cannot write in {str(parent)!r} (permission denied); choose a writable directory"
+        )
+    return target
+
+
 def infer_format(path: str | os.PathLike[str], requested: str | None = None) -> OutputFormat:
     """The output format: the one requested, else the file suffix (.csv, .parquet), else JSONL."""
     fmt = (requested or "").lower().lstrip(".")

@@ -47,6 +47,20 @@ def test_token_limit_is_read_from_batch_errors_in_either_shape():
     assert not batch_failed_for_token_limit(None)
 
 
+def test_an_output_path_that_can_never_be_written_is_refused(tmp_path: Path):
+    from flows.output import OutputPathError, check_output_path
+
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputPathError, match="is a directory"):
+        check_output_path(tmp_path / "adir")
+    with pytest.raises(OutputPathError, match="which is a file"):
+        check_output_path(tmp_path / "afile" / "deeper" / "out.jsonl")
+    assert (
+        check_output_path(tmp_path / "new" / "dirs" / "out.jsonl") == tmp_path / "new" / "dirs" / "out.jsonl"
+    )
+
+
 def test_output_format_follows_the_suffix_unless_asked(tmp_path: Path):
     assert infer_format(tmp_path / "a.csv") == "csv"
     assert infer_format(tmp_path / "a.parquet") == "parquet"

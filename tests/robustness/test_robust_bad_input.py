@@ -85,7 +85,6 @@ OUTPUT_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=OUTPUT_BUG)
 @pytest.mark.parametrize("where", ["is-a-directory", "parent-is-a-file"])
 def test_unwritable_output_is_refused_before_upload(
     where: str, robust_prefect: PrefectServer, tmp_path: Path

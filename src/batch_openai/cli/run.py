@@ -42,6 +42,12 @@ def run(
         str | None,
         typer.Option(help="Prefect Secret block holding the API key (default $OPENAI_API_KEY / .env)."),
     ] = None,
+    max_enqueued_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Your enqueued-token limit per model: submit shards in waves that fit under it.", min=1
+        ),
+    ] = None,
 ) -> None:
     """Run a batch job as a resumable Prefect flow; rerun the same command after a crash to resume."""
     from batch_openai import BatchRequestBuilder, BatchValidationError
@@ -49,6 +55,13 @@ def run(
     try:
         BatchRequestBuilder.from_jsonl(input_path)  # fail fast, before Prefect starts or anything is uploaded
     except BatchValidationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from flows.output import OutputPathError, check_output_path  # light: no Prefect
+
+    try:
+        check_output_path(output)
+    except OutputPathError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if batch_size < 1 or max_rounds < 1 or poll_interval <= 0:
@@ -77,6 +90,7 @@ def run(
             work_dir=str(work_dir) if work_dir else None,
             base_url=base_url,
             api_key_block=api_key_block,
+            max_enqueued_tokens=max_enqueued_tokens,
         )
     except Exception as exc:  # one line, no traceback: the Prefect UI / logs hold the details
         typer.echo(
