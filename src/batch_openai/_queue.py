@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._errors import BatchValidationError, OpenAIBatchError, redact
@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 
     from batch_openai._job import BatchJob
 
-__all__ = ["TOKEN_LIMIT_CODE", "TokenQueue", "limit_from_errors", "resubmit_batch", "token_limited"]
+__all__ = [
+    "TOKEN_LIMIT_CODE",
+    "TokenQueue",
+    "limit_from_errors",
+    "plan_waves",
+    "resubmit_batch",
+    "token_limited",
+]
 
 log = logging.getLogger("batch_openai")
 
@@ -232,3 +239,30 @@ class TokenQueue:
             self.not_before[i] = now + min(MAX_BACKOFF, self.poll_interval * 2 ** (attempt - 1))
             waiting.append(self.poll_interval)
         return min(waiting) if waiting else None
+
+
+def plan_waves(
+    shards: Sequence[tuple[str, int]], max_enqueued_tokens: int | Mapping[str, int] | None
+) -> list[list[int]]:
+    """Group (model, estimated input tokens) shards, in order, into waves that fit the cap per model.
+
+    For callers that submit a group and wait for all of it (the Prefect flow); a shard alone over the cap
+    raises `BatchValidationError` before anything is submitted.
+    """
+    queue = TokenQueue(max_enqueued_tokens)
+    if max_enqueued_tokens is None:
+        return [list(range(len(shards)))] if shards else []
+    waves: list[list[int]] = []
+    current: list[int] = []
+    used: dict[str, int] = {}
+    for i, (model, tokens) in enumerate(shards):
+        queue.check_fits(model, tokens, f"shard {i + 1}/{len(shards)}")
+        cap = queue.explicit_cap(model)
+        if current and cap is not None and used.get(model, 0) + tokens > cap:
+            waves.append(current)
+            current, used = [], {}
+        current.append(i)
+        used[model] = used.get(model, 0) + tokens
+    if current:
+        waves.append(current)
+    return waves
