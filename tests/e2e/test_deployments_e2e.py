@@ -45,7 +45,14 @@ def test_deployments_are_registered_with_typed_parameters_and_schedules(prefect_
     )
     assert props["max_rounds"]["type"] == "integer" and props["max_rounds"].get("description")
     assert ui.parameter_openapi_schema["required"] == ["input_path", "output_path"]
-    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
+    import asyncio
+
+    from prefect.server.schemas.schedules import RRuleSchedule
+
+    rule = RRuleSchedule(rrule=nightly.schedules[0].schedule.rrule, timezone="UTC")
+    upcoming = asyncio.run(rule.get_dates(n=2))  # the server can expand it: nightly at 02:00 UTC
+    assert [(d.hour, d.minute) for d in upcoming] == [(2, 0), (2, 0)]
+    assert (upcoming[1] - upcoming[0]).days == 1
     assert collector.schedules and ui.work_pool_name == "batch-openai"
 
 
