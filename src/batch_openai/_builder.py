@@ -384,35 +384,20 @@ class BatchRequestBuilder:
         (polling every `queue_poll_interval` s). A shard alone over the cap is refused before any upload.
         """
         from batch_openai._job import BatchJob
-        from batch_openai._queue import TokenQueue
-        from batch_openai._submit import submit_file
+        from batch_openai._queue import submit_paced
 
-        queue = TokenQueue(max_enqueued_tokens, poll_interval=queue_poll_interval)
         tmp = tempfile.mkdtemp(prefix="batch_openai-")
         try:
             shards = self.write_shards(tmp, max_requests=max_requests or MAX_REQUESTS)
-            if max_enqueued_tokens is not None:
-                from batch_openai._estimate import file_input_tokens
-
-                for i, shard in enumerate(shards):  # every shard checked before the first upload
-                    queue.models[i] = shard.model
-                    queue.tokens[i] = file_input_tokens(shard.path, shard.endpoint)
-                    queue.check_fits(shard.model, queue.tokens[i], f"shard {i + 1}/{len(shards)}")
-            batches: list[Any] = []
-            for i, shard in enumerate(shards):
-                queue.wait_for_room(client, batches, shard.model, queue.tokens.get(i, 0), retry=retry)
-                batches.append(
-                    submit_file(
-                        client,
-                        shard.path,
-                        endpoint=shard.endpoint,
-                        description=description,
-                        metadata=_shard_metadata(metadata, i, len(shards)),
-                        fingerprint=shard.fingerprint,
-                        retry=retry,
-                    )._batches[0]
-                )
-                queue.models[i] = shard.model
+            batches, queue = submit_paced(
+                client,
+                shards,
+                description=description,
+                metadata=[_shard_metadata(metadata, i, len(shards)) for i in range(len(shards))],
+                retry=retry,
+                max_enqueued_tokens=max_enqueued_tokens,
+                poll_interval=queue_poll_interval,
+            )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         job = BatchJob(client, batches, expected_ids=self.custom_ids, retry=retry)

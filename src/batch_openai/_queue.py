@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
     from batch_openai._job import BatchJob
+    from batch_openai._shards import Shard
 
 __all__ = [
     "TOKEN_LIMIT_CODE",
@@ -35,6 +36,7 @@ __all__ = [
     "limit_from_errors",
     "plan_waves",
     "resubmit_batch",
+    "submit_paced",
     "token_limited",
 ]
 
@@ -266,3 +268,41 @@ def plan_waves(
     if current:
         waves.append(current)
     return waves
+
+
+def submit_paced(
+    client: Any,
+    shards: Sequence[Shard],
+    *,
+    description: str | None,
+    metadata: Sequence[dict[str, str]],
+    retry: RetryPolicy | None,
+    max_enqueued_tokens: int | Mapping[str, int] | None,
+    poll_interval: float,
+) -> tuple[list[Batch], TokenQueue]:
+    """Submit each shard with `submit_file`, each one held back until it fits under the cap (if any)."""
+    from batch_openai._submit import submit_file
+
+    queue = TokenQueue(max_enqueued_tokens, poll_interval=poll_interval)
+    for i, shard in enumerate(shards):
+        queue.models[i] = shard.model
+    if max_enqueued_tokens is not None:
+        from batch_openai._estimate import file_input_tokens
+
+        for i, shard in enumerate(shards):  # every shard checked before the first upload
+            queue.tokens[i] = file_input_tokens(shard.path, shard.endpoint)
+            queue.check_fits(shard.model, queue.tokens[i], f"shard {i + 1}/{len(shards)}")
+    batches: list[Any] = []
+    for i, shard in enumerate(shards):
+        queue.wait_for_room(client, batches, shard.model, queue.tokens.get(i, 0), retry=retry)
+        job = submit_file(
+            client,
+            shard.path,
+            endpoint=shard.endpoint,
+            description=description,
+            metadata=metadata[i],
+            fingerprint=shard.fingerprint,
+            retry=retry,
+        )
+        batches.append(job._batches[0])
+    return batches, queue
