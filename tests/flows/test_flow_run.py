@@ -222,3 +222,28 @@ def test_progress_artifact_reaches_100_percent(prefect_api, api_key, tmp_path: P
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["batch-openai-progress"]))
         )
     assert found and max(float(a.data) for a in found) == 100.0
+
+
+def test_a_cached_batch_that_no_longer_exists_is_resubmitted(prefect_api, api_key, tmp_path: Path):
+    from flows_harness import free_port
+
+    src = write_requests(tmp_path / "in.jsonl", 5, prefix="gone")
+    out = tmp_path / "out.jsonl"
+    port = free_port()
+    with LocalBatchServer(step_seconds=0.0, api_key=api_key, port=port, state_dir=tmp_path / "s1") as server:
+        first = run_batch(src, out, base_url=server.base_url, poll_interval=0.05)
+    # Same service address, but its batches are gone (a fresh state): the cache record points at nothing.
+    with LocalBatchServer(step_seconds=0.0, api_key=api_key, port=port, state_dir=tmp_path / "s2") as server:
+        second = run_batch(src, out, base_url=server.base_url, poll_interval=0.05)
+        assert count_batches(server.client()) == 1
+    assert second["batch_ids"] != first["batch_ids"] and second["outcomes"]["succeeded"] == 5
+
+
+def test_local_demo_runs_the_bundled_job(prefect_api, tmp_path: Path, monkeypatch):
+    from flows import run_local_demo
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the demo needs no key of yours
+    summary = run_local_demo(tmp_path / "demo.jsonl", step_seconds=0.0, poll_interval=0.05)
+    rows = read_rows(tmp_path / "demo.jsonl")
+    assert len(rows) == 300 == summary["outcomes"]["succeeded"]
+    assert rows[0]["custom_id"] == "r0000" and rows[0]["content"]
