@@ -247,3 +247,13 @@ def test_local_demo_runs_the_bundled_job(prefect_api, tmp_path: Path, monkeypatc
     rows = read_rows(tmp_path / "demo.jsonl")
     assert len(rows) == 300 == summary["outcomes"]["succeeded"]
     assert rows[0]["custom_id"] == "r0000" and rows[0]["content"]
+
+
+def test_a_lost_create_answer_is_found_by_fingerprint_not_created_twice(prefect_api, api_key, tmp_path: Path):
+    src = write_requests(tmp_path / "in.jsonl", 4, prefix="lost")
+    with LocalBatchServer(step_seconds=0.0, api_key=api_key) as server:
+        server.add_fault(route="POST /v1/batches", kind="lost", times=1)  # created, answer never sent
+        summary = run_batch(src, tmp_path / "o.jsonl", base_url=server.base_url, poll_interval=0.05)
+        assert server.faults()[0]["fired"] == 1
+        assert count_batches(server.client()) == 1
+    assert summary["outcomes"]["succeeded"] == 4
