@@ -175,10 +175,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-flow-"))
     src = tmp / "requests.jsonl"
     src.write_bytes(chat_jsonl(args.requests))
-    with process_printing_url(serve_args("--step-seconds", "0", "--api-key", KEY)) as url:
-        print(f"{args.requests:,} requests through the local Batch API at {url}; poll {args.poll}s")
-        lib = run_child("library", str(src), str(tmp / "lib.jsonl"), url, args.poll, str(tmp / "home-lib"))
-        flo = run_child("flow", str(src), str(tmp / "flow.jsonl"), url, args.poll, str(tmp / "home-flow"))
+    print(f"{args.requests:,} requests through the local Batch API; poll {args.poll}s")
+    figures = {}
+    for mode in ("library", "flow"):
+        # A fresh server each: the same content would otherwise re-attach to the other mode's batch.
+        with process_printing_url(serve_args("--step-seconds", "0", "--api-key", KEY)) as url:
+            out = str(tmp / f"{mode}.jsonl")
+            figures[mode] = run_child(mode, str(src), out, url, args.poll, str(tmp / f"home-{mode}"))
+    lib, flo = figures["library"], figures["flow"]
     w = 34
     imported = flo["fixed_s"] - flo["first_flow_call_s"] - flo["next_flow_call_s"]
     print(f"{'import flows (and prefect)':>{w}}: {imported:.2f} s")
