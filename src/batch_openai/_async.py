@@ -153,16 +153,25 @@ async def cancel(job: BatchJob) -> None:
 
 
 async def wait(
-    job: BatchJob, *, poll_interval: float, on_progress: Callable[[Batch], Any] | None, timeout: float | None
+    job: BatchJob,
+    *,
+    poll_interval: float,
+    on_progress: Callable[[Batch], Any] | None,
+    timeout: float | None,
+    token_limit_retries: int = 5,
 ) -> BatchResult:
     """Poll until terminal, then return the result or raise `BatchJobError`."""
+    queue = job._queue_for(poll_interval, token_limit_retries)
     deadline = None if timeout is None else time.monotonic() + timeout
     late = 0
     while True:
         await refresh(job, on_progress)
+        pending = await queue.async_requeue(job) if queue is not None else None
         interval, late = next_poll(job, late, poll_interval, deadline, timeout)
         if interval is None:
-            break
+            if pending is None:
+                break
+            interval = job._requeue_pause(pending, deadline, timeout)
         await asyncio.sleep(interval)
     res = await result(job, None)
     error = job_error(job, res)

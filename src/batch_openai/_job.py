@@ -271,15 +271,7 @@ class BatchJob:
             if interval is None:
                 if pending is None:
                     break
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise BatchTimeoutError(
-                        f"batch {self.batch_id} is waiting to be resubmitted (enqueued-token limit) after "
-                        f"{timeout}s; call wait() again to carry on",
-                        batch_id=self.batch_id,
-                        status=self.status,
-                    )
-                interval = pending if left is None else min(pending, left)
+                interval = self._requeue_pause(pending, deadline, timeout)
             time.sleep(interval)
         result = self.result()
         error = job_error(self, result)
@@ -297,6 +289,18 @@ class BatchJob:
         self._token_queue.poll_interval = poll_interval
         self._token_queue.max_requeues = retries
         return self._token_queue
+
+    def _requeue_pause(self, pending: float, deadline: float | None, timeout: float | None) -> float:
+        """Seconds to sleep while only a token-limited batch waits for its turn (within the deadline)."""
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise BatchTimeoutError(
+                f"batch {self.batch_id} is waiting to be resubmitted (enqueued-token limit) after "
+                f"{timeout}s; call wait() again to carry on",
+                batch_id=self.batch_id,
+                status=self.status,
+            )
+        return pending if left is None else min(pending, left)
 
     def _download_file(self, file_id: str, dest: Path) -> Path:
         def fetch() -> Path:
@@ -373,11 +377,18 @@ class BatchJob:
         poll_interval: float = 60,
         on_progress: Callable[[Batch], Any] | None = None,
         timeout: float | None = None,
+        token_limit_retries: int = 5,
     ) -> BatchResult:
-        """Async twin of `wait`."""
+        """Async twin of `wait` (token-limited batches are requeued the same way)."""
         from batch_openai._async import wait
 
-        return await wait(self, poll_interval=poll_interval, on_progress=on_progress, timeout=timeout)
+        return await wait(
+            self,
+            poll_interval=poll_interval,
+            on_progress=on_progress,
+            timeout=timeout,
+            token_limit_retries=token_limit_retries,
+        )
 
     async def async_result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
         """Async twin of `result`."""

@@ -70,14 +70,19 @@ def limit_from_errors(batch: Any) -> int | None:
     return None
 
 
+def _requeue_metadata(batch: Any, attempt: int) -> dict[str, str]:
+    meta = dict(batch.metadata or {})
+    if REQUEUE_KEY in meta or len(meta) < 16:  # the service allows 16 pairs: never push a full set over
+        meta[REQUEUE_KEY] = str(attempt)
+    return meta
+
+
 def resubmit_batch(client: Any, batch: Batch, *, attempt: int, retry: RetryPolicy | None = None) -> Batch:
     """Create the batch again from the same uploaded input file and metadata (no new upload).
 
     A create whose answer was lost is looked for by fingerprint before trying again, as in `submit_file`.
     """
-    meta = dict(batch.metadata or {})
-    if REQUEUE_KEY in meta or len(meta) < 16:
-        meta[REQUEUE_KEY] = str(attempt)
+    meta = _requeue_metadata(batch, attempt)
     fingerprint = meta.get(FINGERPRINT_KEY)
     attempted = False
 
@@ -96,6 +101,34 @@ def resubmit_batch(client: Any, batch: Batch, *, attempt: int, retry: RetryPolic
         )
 
     return call(create, policy=retry, context=f"resubmitting {batch.id} (enqueued-token limit)")
+
+
+async def async_resubmit_batch(
+    async_client: Any, batch: Batch, *, attempt: int, retry: RetryPolicy | None = None
+) -> Batch:
+    """Async twin of `resubmit_batch`."""
+    from batch_openai._async import _find_raw as async_find_raw
+    from batch_openai._retry import acall
+
+    meta = _requeue_metadata(batch, attempt)
+    fingerprint = meta.get(FINGERPRINT_KEY)
+    attempted = False
+
+    async def create() -> Batch:
+        nonlocal attempted
+        if attempted and fingerprint:
+            found = await async_find_raw(async_client, fingerprint, batch.endpoint, DEFAULT_MAX_PAGES)
+            if found is not None and found.id != batch.id:
+                return found
+        attempted = True
+        return await async_client.batches.create(
+            input_file_id=batch.input_file_id,
+            endpoint=batch.endpoint,  # type: ignore[arg-type]
+            completion_window="24h",
+            metadata=meta,
+        )
+
+    return await acall(create, policy=retry, context=f"resubmitting {batch.id} (enqueued-token limit)")
 
 
 class TokenQueue:
@@ -150,12 +183,19 @@ class TokenQueue:
     def _model(self, index: int, batch: Any) -> str | None:
         return self.models.get(index) or getattr(batch, "model", None)
 
-    def _in_flight(self, batches: list[Any], model: str | None, skip: int = -1) -> tuple[int, int | None]:
-        """(batches, estimated tokens or None when unknown) of ours in flight for `model`."""
+    def _in_flight(
+        self, batches: list[Any], model: str | None, skip: int = -1, planned: Sequence[int] = ()
+    ) -> tuple[int, int | None]:
+        """(batches, estimated tokens or None when unknown) of ours in flight for `model`.
+
+        `planned`: positions about to be resubmitted, counted as in flight already.
+        """
         count, tokens = 0, 0
         known = True
         for j, b in enumerate(batches):
-            if j == skip or b.status not in IN_FLIGHT or self._model(j, b) != model:
+            if j == skip or self._model(j, b) != model:
+                continue
+            if b.status not in IN_FLIGHT and j not in planned:
                 continue
             count += 1
             if j in self.tokens:
@@ -199,10 +239,9 @@ class TokenQueue:
                     )
 
     # ---------------------------------------------------------------- requeueing
-    def requeue(self, job: BatchJob, now: float | None = None) -> float | None:
-        """Resubmit the job's token-limited batches that may go now; seconds to the next check, or None."""
-        now = time.monotonic() if now is None else now
-        batches: list[Any] = job._batches
+    def plan_requeue(self, batches: list[Any], now: float) -> tuple[list[int], float | None]:
+        """Positions of token-limited batches to resubmit now, and seconds to the next check (None: none)."""
+        planned: list[int] = []
         waiting: list[float] = []
         for i, b in enumerate(batches):
             if not token_limited(b) or self.attempts.get(i, 0) >= self.max_requeues:
@@ -214,33 +253,65 @@ class TokenQueue:
             tokens, cap = self.tokens.get(i), self.cap_for(model)
             if tokens is not None and cap is not None and tokens > cap:
                 log.warning(
-                    "batch_openai: %s alone (~%s tokens) is over the %s cap; not requeued", b.id, tokens, cap
+                    "batch_openai: %s (~%s tokens) is over the %s cap; not requeued", b.id, tokens, cap
                 )
                 self.attempts[i] = self.max_requeues
                 continue
             if now < self.not_before.get(i, 0.0):
                 waiting.append(self.not_before[i] - now)
                 continue
-            count, used = self._in_flight(batches, model, skip=i)
+            count, used = self._in_flight(batches, model, skip=i, planned=planned)
             fits = count == 0 or (
                 tokens is not None and used is not None and cap is not None and used + tokens <= cap
             )
-            if not fits:
-                waiting.append(self.poll_interval)
-                continue
-            attempt = self.attempts.get(i, 0) + 1
-            try:
-                batches[i] = resubmit_batch(job._client, b, attempt=attempt, retry=job._retry)
-            except OpenAIBatchError as exc:  # e.g. the input file was deleted: leave the batch failed
-                log.warning("batch_openai: could not resubmit %s: %s", b.id, redact(str(exc)))
-                self.attempts[i] = self.max_requeues
-                continue
-            log.info("batch_openai: %s hit the enqueued-token limit; resubmitted as %s", b.id, batches[i].id)
-            self.attempts[i] = attempt
-            # Should it fail again with nothing of ours in flight, someone else fills the queue: back off.
-            self.not_before[i] = now + min(MAX_BACKOFF, self.poll_interval * 2 ** (attempt - 1))
             waiting.append(self.poll_interval)
-        return min(waiting) if waiting else None
+            if fits:
+                planned.append(i)
+        return planned, min(waiting) if waiting else None
+
+    def _resubmitted(self, i: int, old: Any, new: Any, now: float) -> None:
+        attempt = self.attempts.get(i, 0) + 1
+        log.info("batch_openai: %s hit the enqueued-token limit; resubmitted as %s", old.id, new.id)
+        self.attempts[i] = attempt
+        # Should it fail again with nothing of ours in flight, someone else fills the queue: back off.
+        self.not_before[i] = now + min(MAX_BACKOFF, self.poll_interval * 2 ** (attempt - 1))
+
+    def _failed(self, i: int, batch: Any, exc: Exception) -> None:
+        # e.g. the input file was deleted: leave the batch failed, with its own error
+        log.warning("batch_openai: could not resubmit %s: %s", batch.id, redact(str(exc)))
+        self.attempts[i] = self.max_requeues
+
+    def requeue(self, job: BatchJob, now: float | None = None) -> float | None:
+        """Resubmit the job's token-limited batches that may go now; seconds to the next check, or None."""
+        now = time.monotonic() if now is None else now
+        planned, delay = self.plan_requeue(job._batches, now)
+        for i in planned:
+            old = job._batches[i]
+            try:
+                new = resubmit_batch(job._client, old, attempt=self.attempts.get(i, 0) + 1, retry=job._retry)
+            except OpenAIBatchError as exc:
+                self._failed(i, old, exc)
+                continue
+            job._batches[i] = new
+            self._resubmitted(i, old, new, now)
+        return delay
+
+    async def async_requeue(self, job: BatchJob, now: float | None = None) -> float | None:
+        """Async twin of `requeue`, for a job holding an `openai.AsyncOpenAI` client."""
+        now = time.monotonic() if now is None else now
+        planned, delay = self.plan_requeue(job._batches, now)
+        for i in planned:
+            old = job._batches[i]
+            try:
+                new = await async_resubmit_batch(
+                    job._client, old, attempt=self.attempts.get(i, 0) + 1, retry=job._retry
+                )
+            except OpenAIBatchError as exc:
+                self._failed(i, old, exc)
+                continue
+            job._batches[i] = new
+            self._resubmitted(i, old, new, now)
+        return delay
 
 
 def plan_waves(

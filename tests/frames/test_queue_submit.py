@@ -83,3 +83,19 @@ def test_requeueing_is_bounded_and_can_be_turned_off() -> None:
         with pytest.raises(BatchJobError):
             off.wait(poll_interval=0.01, token_limit_retries=0)
         assert len(server_batches(client)) == 4  # no resubmission at all
+
+
+def test_async_wait_requeues_too() -> None:
+    import asyncio
+
+    async def run(srv: LocalBatchServer) -> Any:
+        job = await chat_requests(N, prefix="atok").async_submit(
+            srv.async_client(), max_requests=SHARD, retry=FAST
+        )
+        return await job.await_completion(poll_interval=0.05)
+
+    with LocalBatchServer(step_seconds=0.2, enqueued_token_limit=LIMIT // 2) as srv:
+        result = asyncio.run(run(srv))
+        failed = [b for b in server_batches(srv.client()) if b.status == "failed"]
+    assert failed and all(token_limited(b) for b in failed)
+    assert result.counts[Outcome.SUCCEEDED] == N
