@@ -92,6 +92,7 @@ def ran(examples_prefect: PrefectServer, tmp_path_factory: pytest.TempPathFactor
         "document_summarization": [f"{ex}/document_summarization.py", "--out", str(tmp / "summaries")],
         "scheduled_deployment": [f"{ex}/scheduled_deployment.py", "--apply", "--timezone", "Europe/Paris"],
         "openai_without_key": [f"{ex}/llm_judge.py", "--openai"],
+        "before_after": [str(REPO / "benchmarks" / "count_lines.py"), "--run"],
     }
     results = run_all(commands, _env(examples_prefect), tmp)
     for r in results.values():
@@ -220,3 +221,18 @@ def test_prefect_server_can_expand_a_cron_schedule() -> None:
 
     dates = asyncio.run(CronSchedule(cron="0 2 * * *", timezone="UTC").get_dates(n=2))
     assert [d.hour for d in dates] == [2, 2]
+
+
+def test_before_after_scripts_do_the_same_job(ran: dict[str, Ran]) -> None:
+    """docs/before-after.md's two scripts: one row per input, same outcomes, a retry batch, no new batch
+    on restart."""
+    r = ran["before_after"]
+    assert r.returncode == 0, f"{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    runs = dict(re.findall(r"^run (.+?): (\{.*\})$", r.stdout, flags=re.M))
+    raw, ours = json.loads(runs["raw OpenAI SDK"]), json.loads(runs["batch-openai"])
+    for report in (raw, ours):
+        assert report["rows_match_inputs"] is True
+        assert report["batches_after_run_1"] == 2  # the first round and the retry round
+        assert report["batches_after_restart"] == report["batches_after_run_1"]
+        assert sum(report["outcomes"].values()) == 10
+    assert raw["outcomes"] == ours["outcomes"]
