@@ -26,7 +26,7 @@ from prefect.logging import get_run_logger
 from flows.artifacts import board_for, drop_board, estimate_cost, publish_summary
 from flows.caching import file_sha256
 from flows.output import check_output_path, convert_jsonl, infer_format
-from flows.results import USAGE_KEYS, merge_rows, write_retry_input
+from flows.results import USAGE_KEYS, concatenate, merge_rows, write_retry_input
 from flows.suspend import wait_by_suspending
 from flows.tasks import build_shards, collect_batch, submit_shard, wait_for_batch
 
@@ -67,11 +67,27 @@ def plan_retry(rows_paths: list[str], shard_paths: list[str], target: str, round
 
 @task(name="merge-output")
 def merge_output(
-    input_path: str, rows_by_round: list[list[str]], merged_path: str, output_path: str, output_format: str
+    input_path: str,
+    rows_by_round: list[list[str]],
+    merged_path: str,
+    output_path: str,
+    output_format: str,
+    in_order: bool = False,
 ) -> dict[str, Any]:
-    """Merge every round's rows in input order and write the output file atomically."""
+    """Merge every round's rows in input order and write the output file atomically.
+
+    `in_order`: one round whose rows files, in the order given, already follow the input (a single
+    endpoint and model): they are concatenated without parsing a line.
+    """
+    fmt = infer_format(output_path, output_format)
+    if in_order and len(rows_by_round) == 1:
+        target = output_path if fmt == "jsonl" else merged_path
+        concatenate(rows_by_round[0], Path(target))
+        if fmt != "jsonl":
+            convert_jsonl(merged_path, output_path, fmt)
+        return {}
     merged = merge_rows(input_path, rows_by_round, Path(merged_path))
-    convert_jsonl(merged_path, output_path, infer_format(output_path, output_format))  # type: ignore[arg-type]
+    convert_jsonl(merged_path, output_path, fmt)
     return merged
 
 
@@ -242,6 +258,7 @@ def batch_run_flow(
         "run_dir": str(run_dir),
     }
     shards = build_shards(native, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
+    first_shards = shards
     rows_by_round: list[list[str]] = []
     summaries: list[dict[str, Any]] = []
     for round_no in range(1, max(1, max_rounds) + 1):
@@ -251,7 +268,7 @@ def batch_run_flow(
             collected.extend(_run_round(wave, round_no, round_dir, opts))
         summaries.extend(collected)
         rows_by_round.append([c["rows_path"] for c in collected])
-        if round_no >= max_rounds:
+        if round_no >= max_rounds or not sum(c["retryable"] for c in collected):
             break
         retry_path = run_dir / f"round-{round_no + 1}" / "retry-input.jsonl"
         n_retry = plan_retry(
@@ -267,7 +284,17 @@ def batch_run_flow(
             max_bytes,
             round_no=round_no + 1,
         )
-    merged = merge_output(native, rows_by_round, str(run_dir / "result.jsonl"), out, output_format or "")
+    # One round over one (endpoint, model): the shards, in build order, are the input order.
+    in_order = len(rows_by_round) == 1 and len({(s["endpoint"], s["model"]) for s in first_shards}) == 1
+    if in_order:
+        by_shard = {c["shard_path"]: c["rows_path"] for c in summaries}
+        rows_by_round = [[by_shard[s["path"]] for s in first_shards]]
+    merged = merge_output(
+        native, rows_by_round, str(run_dir / "result.jsonl"), out, output_format or "", in_order=in_order
+    )
+    if in_order:  # every shard line has exactly one row: the counts are the collect counts
+        counts = {k: sum(c["outcomes"].get(k, 0) for c in summaries) for k in summaries[0]["outcomes"]}
+        merged = {"total": sum(counts.values()), "outcomes": counts}
     usage_by_model: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(USAGE_KEYS, 0))
     for s in summaries:
         for k in USAGE_KEYS:
