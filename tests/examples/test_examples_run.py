@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import sys
@@ -216,7 +215,6 @@ def test_prefect_server_can_expand_a_cron_schedule() -> None:
     """The code Prefect's scheduler runs gives the next 02:00 of a cron schedule."""
     import asyncio
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.server.schemas.schedules import CronSchedule
 
     dates = asyncio.run(CronSchedule(cron="0 2 * * *", timezone="UTC").get_dates(n=2))
