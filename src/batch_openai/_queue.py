@@ -176,7 +176,7 @@ class TokenQueue:
         if cap is not None and tokens > cap:
             raise BatchValidationError(
                 f"{label} holds ~{tokens:,} input tokens for {model}, over max_enqueued_tokens={cap:,}: it "
-                "could never be enqueued; pass a smaller max_requests= (or a cap up to your tier's limit)"
+                "could never be enqueued; use smaller shards (max_requests= / --batch-size) or a higher cap"
             )
 
     # ---------------------------------------------------------------- bookkeeping

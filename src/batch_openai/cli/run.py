@@ -92,6 +92,9 @@ def run(
             api_key_block=api_key_block,
             max_enqueued_tokens=max_enqueued_tokens,
         )
+    except BatchValidationError as exc:  # e.g. a shard over --max-enqueued-tokens: refused before upload
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except Exception as exc:  # one line, no traceback: the Prefect UI / logs hold the details
         typer.echo(
             f"error: the run did not finish ({type(exc).__name__}: {exc}); rerun the same command to resume",
