@@ -67,8 +67,12 @@ def infer_format(path: str | os.PathLike[str], requested: str | None = None) -> 
 
 
 @contextmanager
-def atomic_binary(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temp file beside `path`; on clean exit fsync it and rename it over `path`."""
+def atomic_binary(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[BinaryIO]:
+    """Open a temp file beside `path`; on clean exit (fsync it when `durable`) rename it over `path`.
+
+    Without fsync a process crash still never leaves a half file (the rename is atomic); only a power
+    loss could, so intermediate files that are checked before reuse skip it.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -76,7 +80,8 @@ def atomic_binary(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -87,7 +87,7 @@ def collect_rows(
     usage = Counter[str]()
     retryable = 0
     block: list[bytes] = []
-    with atomic_binary(rows_path) as fh:
+    with atomic_binary(rows_path, durable=False) as fh:  # checked by line count before any reuse
         for custom_id in expected:
             item = by_id.get(custom_id)
             if item is not None and not (
@@ -168,6 +168,15 @@ def write_retry_input(rows_paths: Iterable[str], shard_paths: Iterable[str], tar
                     if line.strip() and orjson.loads(line)["custom_id"] in retry_ids:
                         out.write(line if line.endswith(b"\n") else line + b"\n")
                         n += 1
+    return n
+
+
+def count_lines(path: str | Path) -> int:
+    """Newline-terminated lines in a file, counted in 1 MB blocks."""
+    n = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            n += block.count(b"\n")
     return n
 
 

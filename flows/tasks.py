@@ -19,7 +19,8 @@ from prefect.logging import get_run_logger
 from flows.caching import submit_cache_policy
 from flows.classify import batch_failed_for_token_limit
 from flows.client import build_client
-from flows.results import collect_rows
+from flows.output import atomic_binary
+from flows.results import collect_rows, count_lines
 from flows.tracking import record_batch
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -215,10 +216,13 @@ def collect_batch(
     rows_path = Path(download_dir) / f"{batch_id}.rows.jsonl"
     summary_path = rows_path.with_suffix(".summary.json")
     if rows_path.exists() and summary_path.exists():
-        return orjson.loads(summary_path.read_bytes())
+        summary = orjson.loads(summary_path.read_bytes())
+        if count_lines(rows_path) == sum(summary["outcomes"].values()):  # whole: reuse it
+            return summary
     client = build_client(base_url, api_key_block)
     job = BatchJob.from_id(client, batch_id)
     summary = collect_rows(job, shard_path, Path(download_dir), rows_path, round_no)
-    summary_path.write_bytes(orjson.dumps(summary))
+    with atomic_binary(summary_path, durable=False) as fh:
+        fh.write(orjson.dumps(summary))
     get_run_logger().info("batch %s: %s", batch_id, summary["outcomes"])
     return summary

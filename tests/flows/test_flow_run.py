@@ -257,3 +257,19 @@ def test_a_lost_create_answer_is_found_by_fingerprint_not_created_twice(prefect_
         assert server.faults()[0]["fired"] == 1
         assert count_batches(server.client()) == 1
     assert summary["outcomes"]["succeeded"] == 4
+
+
+def test_a_damaged_rows_file_is_collected_again_not_reused(prefect_api, api_key, tmp_path: Path):
+    src = write_requests(tmp_path / "in.jsonl", 6, prefix="torn")
+    out = tmp_path / "out.jsonl"
+    work = tmp_path / "work"
+    with LocalBatchServer(step_seconds=0.0, api_key=api_key) as server:
+        run_batch(src, out, base_url=server.base_url, poll_interval=0.05, work_dir=str(work))
+        (rows_file,) = work.rglob("*.rows.jsonl")
+        whole = rows_file.read_bytes()
+        rows_file.write_bytes(whole[: len(whole) // 2])  # e.g. a power cut after the rename
+        downloads = server.stats().get("GET /v1/files/{file_id}/content", 0)
+        run_batch(src, out, base_url=server.base_url, poll_interval=0.05, work_dir=str(work))
+        assert server.stats().get("GET /v1/files/{file_id}/content", 0) > downloads
+    assert rows_file.read_bytes() == whole
+    assert len(read_rows(out)) == 6
