@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50_000)
     parser.add_argument("--dir", type=Path, default=None, help="work here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--rss-trace", type=Path, default=None, help="write the runner's RSS over time here")
     args = parser.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="bench-scale-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ def main() -> None:
             t1 = time.perf_counter()
             with open(root / "run.log", "wb") as log:
                 runner = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-                runner_peak = watch_peak(runner)
+                runner_peak = watch_peak(runner, trace=args.rss_trace)
             wall = time.perf_counter() - t1
             if runner.returncode != 0:
                 print((root / "run.log").read_text()[-3000:])

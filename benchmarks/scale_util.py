@@ -48,12 +48,29 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def watch_peak(proc: subprocess.Popen[bytes], interval: float = 0.2) -> float:
-    """Wait for `proc`, reading its peak RSS until it exits; returns the last (highest) reading in MB."""
+def rss_mb(pid: int) -> float:
+    """A live process's current resident set size (VmRSS) in MB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def watch_peak(proc: subprocess.Popen[bytes], interval: float = 0.2, trace: Path | None = None) -> float:
+    """Wait for `proc`, reading its peak RSS until it exits; returns the last (highest) reading in MB.
+
+    With `trace`, also writes "HH:MM:SS.fff RSS_MB" lines, to line up with the run log's timestamps.
+    """
     peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, peak_rss_mb(proc.pid))
-        time.sleep(interval)
+    with open(trace or "/dev/null", "w") as out:
+        while proc.poll() is None:
+            peak = max(peak, peak_rss_mb(proc.pid))
+            if trace is not None:
+                out.write(f"{datetime.now():%H:%M:%S.%f} {rss_mb(proc.pid):.0f}\n")
+            time.sleep(interval)
     return peak
 
 
