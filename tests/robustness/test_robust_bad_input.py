@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flows_harness import PrefectServer, batch_openai_cmd, write_requests
+from flows_harness import batch_openai_cmd, write_requests
 from robust_bad_inputs import CATALOGUE, BadInput, req
 from robust_helpers import cli_env
 
@@ -78,17 +78,9 @@ def test_catalogue_has_at_least_twenty_kinds():
     assert len({k.name for k in CATALOGUE}) >= 20
 
 
-OUTPUT_BUG = (
-    "batch-openai run (src/batch_openai/cli/run.py) checks only the input before starting; an output "
-    "path it can never write (an existing directory, or under a regular file) is found only in "
-    "merge_output, after the batches were uploaded and paid for"
-)
-
-
 @pytest.mark.parametrize("where", ["is-a-directory", "parent-is-a-file"])
-def test_unwritable_output_is_refused_before_upload(
-    where: str, robust_prefect: PrefectServer, tmp_path: Path
-):
+def test_unwritable_output_is_refused_before_upload(where: str, tmp_path: Path):
+    """An output path that can never be written is refused up front, not after the batches ran."""
     src = write_requests(tmp_path / "in.jsonl", 2)
     if where == "is-a-directory":
         out = tmp_path / "out.jsonl"
@@ -98,7 +90,8 @@ def test_unwritable_output_is_refused_before_upload(
         out = tmp_path / "plain" / "out.jsonl"
     with LocalBatchServer(api_key=KEY) as server:  # its own: an upload here must not spoil the catalogue's
         run = ("run", str(src), "--output", str(out), "--work-dir", str(tmp_path / "work"))
-        rc, stdout, stderr = _run_cli(server, cli_env(robust_prefect, KEY), *run)
+        env = cli_env(None, KEY, PREFECT_HOME=str(tmp_path / "prefect"))
+        rc, stdout, stderr = _run_cli(server, env, *run)
         _assert_refused(server, rc, stdout, stderr, ("out.jsonl",))
 
 
