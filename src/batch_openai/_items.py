@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-__all__ = ["BatchResultItem", "JoinedItem", "Outcome", "ParsedItem", "item_from_line"]
+__all__ = ["INVALID_LINE", "BatchResultItem", "JoinedItem", "Outcome", "ParsedItem", "item_from_line"]
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741
@@ -78,10 +78,18 @@ def _endpoint_of(body: dict[str, Any]) -> str | None:
 
 
 def _usage_of(body: Any) -> dict[str, Any] | None:
-    return body.get("usage") if type(body) is dict else None
+    usage = body.get("usage") if type(body) is dict else None
+    return usage if type(usage) is dict else None
 
 
 def _refusal_of(body: Any) -> str | None:
+    try:
+        return _find_refusal(body)
+    except (TypeError, AttributeError):  # a body of unexpected shape has no refusal we can read
+        return None
+
+
+def _find_refusal(body: Any) -> str | None:
     if type(body) is not dict:
         return None
     choices = body.get("choices")
@@ -95,6 +103,13 @@ def _refusal_of(body: Any) -> str | None:
 
 
 def _tool_calls_of(body: Any) -> list[dict[str, Any]] | None:
+    try:
+        return _find_tool_calls(body)
+    except (TypeError, AttributeError):  # a body of unexpected shape has no tool calls we can read
+        return None
+
+
+def _find_tool_calls(body: Any) -> list[dict[str, Any]] | None:
     if type(body) is not dict:
         return None
     choices = body.get("choices")
@@ -185,25 +200,84 @@ class BatchResultItem:
         )
 
 
+def _has_reason(error: dict[str, Any]) -> bool:
+    return bool(error.get("code") or error.get("message"))
+
+
 def _failure_error(status: int | None, body: Any) -> dict[str, Any]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+    if isinstance(body, dict) and isinstance(body.get("error"), dict) and _has_reason(body["error"]):
         return body["error"]
     return {"code": f"http_{status}", "message": f"request ended with HTTP {status} and no error details"}
 
 
-def item_from_line(line: bytes, endpoint: str | None = None) -> BatchResultItem:
-    """Read one output- or error-file line: the outcome comes from `error` and `response.status_code`."""
+def _never_ran_error(error: Any) -> dict[str, Any]:
+    """The line's `error` as a dict that always says why (code or message)."""
+    if type(error) is not dict:
+        return {"code": None, "message": str(error)}
+    if not _has_reason(error):
+        return {
+            **error,
+            "code": "unknown_error",
+            "message": f"the line's error carries no reason: {error!r:.200}",
+        }
+    return error
+
+
+# orjson.JSONDecodeError is a ValueError; the others come from fields of an unexpected type.
+_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError, IndexError)
+INVALID_LINE = "invalid_result_line"
+"""`error["code"]` of an item made from a line that could not be read (not JSON, wrong shapes)."""
+
+
+def _invalid_item(
+    line: bytes, endpoint: str | None, exc: Exception, number: int | None, source: str | None
+) -> BatchResultItem:
+    """A `failed` item for an unreadable line; its id only when the line is an object naming one."""
+    where = f"line {number} of {source}" if number is not None and source else "result line"
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        obj = None
+        reason = f"not JSON ({exc})"
+    else:
+        if type(obj) is not dict:
+            reason = "not a JSON object"
+        elif isinstance(exc, ValueError):  # raised by _read_line itself: the message is the reason
+            reason = str(exc)
+        else:
+            reason = f"a field has an unexpected type ({type(exc).__name__}: {exc})"
+    custom_id = obj.get("custom_id") if type(obj) is dict else None
+    # An unusable id becomes "" (never a request's id: ids are non-empty), so it hides no expected id.
+    custom_id = custom_id if type(custom_id) is str else ""
+    error = {"code": INVALID_LINE, "message": f"{where}: {reason}"[:500]}
+    return BatchResultItem(custom_id, Outcome.FAILED, None, error, None, endpoint)
+
+
+def item_from_line(
+    line: bytes, endpoint: str | None = None, *, number: int | None = None, source: str | None = None
+) -> BatchResultItem:
+    """Read one output- or error-file line: the outcome comes from `error` and `response.status_code`.
+
+    A line that cannot be read (not JSON, not an object, fields of the wrong type) becomes a `failed` item
+    with `error["code"] == "invalid_result_line"` naming `number` and `source`; it never raises.
+    """
+    try:
+        return _read_line(line, endpoint)
+    except _UNREADABLE as exc:  # try costs nothing on the happy path: the fast path stays as it was
+        return _invalid_item(line, endpoint, exc, number, source)
+
+
+def _read_line(line: bytes, endpoint: str | None) -> BatchResultItem:
     obj = orjson.loads(line)
     custom_id = obj.get("custom_id")
-    if type(custom_id) is not str:
-        custom_id = str(custom_id)
+    if type(custom_id) is not str or not custom_id:
+        raise ValueError(f"no usable custom_id (got {custom_id!r:.40})")
     error = obj.get("error")
     if error:  # never ran: expired, cancelled, timed out
-        if type(error) is not dict:
-            error = {"code": None, "message": str(error)}
-        return BatchResultItem(
-            custom_id, _NEVER_RAN.get(error.get("code"), Outcome.FAILED), None, error, None, endpoint
-        )
+        error = _never_ran_error(error)
+        code = error.get("code")
+        outcome = _NEVER_RAN.get(code, Outcome.FAILED) if type(code) is str else Outcome.FAILED
+        return BatchResultItem(custom_id, outcome, None, error, None, endpoint)
     response = obj.get("response")
     if type(response) is not dict:
         missing = {"code": "no_response", "message": "line has neither a response nor an error"}

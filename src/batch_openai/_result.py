@@ -111,9 +111,10 @@ class BatchResult:
     def _stream(self) -> Iterator[BatchResultItem]:
         seen: set[str] | None = set() if self._expected is not None else None
         for path in self._files:
-            for _, line in iter_lines(path):
-                item = item_from_line(line, self._endpoint)
-                if seen is not None:
+            for number, line in iter_lines(path):
+                item = item_from_line(line, self._endpoint, number=number, source=path.name)
+                # custom_id "": an unreadable line, reported as failed and never deduplicated
+                if seen is not None and item.custom_id:
                     if item.custom_id in seen:
                         continue  # a duplicated line: the first one counts
                     seen.add(item.custom_id)

@@ -259,3 +259,34 @@ def test_from_files_needs_existing_files(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         BatchResult.from_files(tmp_path / "nope.jsonl")
     assert len(BatchResult.from_files(expected_ids=["a"])) == 1  # no files: everything missing
+
+
+def test_unreadable_lines_become_failed_items_naming_line_and_file(tmp_path: Path) -> None:
+    good = orjson.dumps(ok("a", chat("fine")))
+    lines = [
+        good,
+        b"{not json",  # torn: no trustworthy id, so "b" stays missing (and is retried by the flow)
+        b'{"custom_id": "c", "response": {"status_code": 200, "body": {"choices": [7]}}}',
+        b'{"custom_id": 5, "response": {"status_code": 200, "body": {}}}',
+        b'{"custom_id": "d", "error": {"code": null}}',
+        b'{"custom_id": "e", "response": {"status_code": 500, "body": {"error": {}}}}',
+    ]
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = BatchResult.from_files(path, expected_ids=["a", "b", "c", "d", "e"])
+    items = list(result)
+    by_id = {i.custom_id: i for i in items if i.custom_id}
+    assert by_id["a"].outcome is Outcome.SUCCEEDED and by_id["a"].content == "fine"
+    assert by_id["b"].outcome is Outcome.MISSING
+    assert by_id["c"].outcome is Outcome.FAILED
+    assert by_id["c"].error["code"] == "invalid_result_line"
+    assert by_id["c"].error["message"].startswith("line 3 of out.jsonl: ")
+    assert by_id["d"].outcome is Outcome.FAILED and by_id["d"].error["code"] == "unknown_error"
+    assert by_id["e"].error["code"] == "http_500"
+    nameless = [i for i in items if not i.custom_id]  # line 2 (not JSON) and line 4 (id 5): both reported
+    assert [i.error["message"].split(":")[0] for i in nameless] == [
+        "line 2 of out.jsonl",
+        "line 4 of out.jsonl",
+    ]
+    assert "not JSON" in nameless[0].error["message"] and "custom_id" in nameless[1].error["message"]
+    assert result.counts[Outcome.FAILED] == 5 and len(result) == 7

@@ -99,7 +99,6 @@ def _check(result: BatchResult, expected: list[str]) -> list[Any]:
     return items
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_BUG)
 @FUZZ
 @given(lines=st.lists(any_line, min_size=1, max_size=6))
 @example(lines=CRASHERS)
@@ -108,7 +107,6 @@ def test_arbitrary_lines_never_crash_collection(lines: list[bytes], tmp_path: Pa
     _check(BatchResult.from_files(path, expected_ids=["e1", "e2"]), ["e1", "e2"])
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_BUG)
 @FUZZ
 @given(cut=st.integers(min_value=1, max_value=10_000))
 @example(cut=77)
@@ -190,7 +188,6 @@ def _completed_batch(server: LocalBatchServer, n: int) -> tuple[Any, list[str], 
     return batch, [f"r{i}" for i in range(n)], shard
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_BUG)
 @pytest.mark.parametrize("damage", ["corrupt-line", "torn-tail"])
 def test_flow_collect_turns_a_damaged_output_file_into_rows(damage: str, tmp_path: Path):
     """The flow's collect step on a real batch whose stored output file was damaged on the server."""
