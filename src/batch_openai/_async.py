@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._errors import BatchConflictError, BatchValidationError, OpenAIBatchError, redact
+from batch_openai._file_limits import check_file_limits
 from batch_openai._job import BatchJob
 from batch_openai._job_state import TERMINAL, file_pairs, files_settled, job_error, next_poll, single_endpoint
 from batch_openai._jsonl import ensure_dir, fingerprint_file
@@ -77,6 +78,7 @@ async def async_submit_file(
     p = Path(path)
     if not p.is_file() or p.stat().st_size == 0:
         raise BatchValidationError(f"input file {str(p)!r} is missing or empty; write the requests first")
+    await asyncio.to_thread(check_file_limits, p, endpoint)  # before any upload
     fingerprint = fingerprint or await asyncio.to_thread(fingerprint_file, p)
     meta = build_metadata(description, metadata, fingerprint)
     client = no_sdk_retries(async_client)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._errors import BatchValidationError, OpenAIBatchError, classify, redact
+from batch_openai._file_limits import check_file_limits
 from batch_openai._jsonl import fingerprint_file
 from batch_openai._retry import RetryPolicy, call, no_sdk_retries
 from batch_openai._validation import check_endpoint
@@ -143,6 +144,7 @@ def submit_file(
     p = Path(path)
     if not p.is_file() or p.stat().st_size == 0:
         raise BatchValidationError(f"input file {str(p)!r} is missing or empty; write the requests first")
+    check_file_limits(p, endpoint)  # 50,000 requests / inputs, 200 MB: refused before any upload
     fingerprint = fingerprint or fingerprint_file(p)
     meta = build_metadata(description, metadata, fingerprint)
     client = no_sdk_retries(client)

@@ -108,7 +108,6 @@ def _refused_by_submit_file(server: LocalBatchServer, path: Path) -> None:
     assert server.stats().get("POST /v1/files", 0) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=LIMIT_BUG)
 def test_submit_file_refuses_more_than_50000_requests_before_upload(tmp_path: Path):
     path = tmp_path / "big.jsonl"
     line = json.dumps(req("x")).encode()
