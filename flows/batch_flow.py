@@ -91,6 +91,45 @@ def merge_output(
     return merged
 
 
+def _replace_lost_reattached(
+    current: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+    resubmits: dict[str, int],
+    opts: dict[str, Any],
+    conn: dict[str, Any],
+) -> None:
+    """Batches re-attached from an earlier run that were cancelled or deleted since: resubmit them now.
+
+    Done before waiting, so a lost batch does not wait for the rest of the round to end first.
+    """
+    from prefect.runtime import flow_run
+
+    from flows.suspend import check_batches
+
+    run_id = str(flow_run.id or "")
+    old = {fp: sub["batch_id"] for fp, (_, sub) in current.items() if sub["flow_run_id"] != run_id}
+    if not old:
+        return
+    statuses = check_batches(list(old.values()), conn["base_url"], conn["api_key_block"])
+    for fp, batch_id in old.items():
+        if statuses.get(batch_id) in ("cancelling", "cancelled", "gone"):
+            shard, sub = current[fp]
+            resubmits[fp] += 1
+            get_run_logger().warning(
+                "re-attached batch %s is %s: resubmitting shard %s", batch_id, statuses[batch_id], fp[:12]
+            )
+            current[fp] = (
+                shard,
+                submit_shard.submit(
+                    shard["path"],
+                    fp,
+                    shard["endpoint"],
+                    attempt=sub["attempt"] + 1,
+                    description=opts["description"],
+                    **conn,
+                ).result(),
+            )
+
+
 def _run_round(
     shards: list[dict[str, Any]], round_no: int, round_dir: Path, opts: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -104,10 +143,11 @@ def _run_round(
         for s in shards
     ]
     current = {s["fingerprint"]: (s, f.result()) for s, f in zip(shards, subs, strict=True)}
+    resubmits: dict[str, int] = defaultdict(int)
+    _replace_lost_reattached(current, resubmits, opts, conn)
     if opts["wait_mode"] == "suspend":
         wait_by_suspending([sub["batch_id"] for _, sub in current.values()], round_no, opts)
     finished: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    resubmits: dict[str, int] = defaultdict(int)
     while current:
         waits = {
             fp: wait_for_batch.submit(
