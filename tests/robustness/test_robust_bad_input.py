@@ -95,14 +95,8 @@ def test_unwritable_output_is_refused_before_upload(where: str, tmp_path: Path):
         _assert_refused(server, rc, stdout, stderr, ("out.jsonl",))
 
 
-LIMIT_BUG = (
-    "submit_file (src/batch_openai/_submit.py) checks only that the file exists and is not empty: a file "
-    "over the service's 50,000 requests or 200 MB is uploaded, and the batch then fails in validation "
-    "(request_limit_exceeded / file_too_large) instead of a BatchValidationError before the upload"
-)
-
-
 def _refused_by_submit_file(server: LocalBatchServer, path: Path) -> None:
+    """submit_file takes one file as it is: over the service's limits it must refuse before uploading."""
     with pytest.raises(BatchValidationError):
         submit_file(server.client(), path, endpoint="/v1/chat/completions")
     assert server.stats().get("POST /v1/files", 0) == 0
@@ -119,12 +113,11 @@ def test_submit_file_refuses_more_than_50000_requests_before_upload(tmp_path: Pa
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=LIMIT_BUG)
 def test_submit_file_refuses_a_file_over_200_mb_before_upload(tmp_path: Path):
     path = tmp_path / "huge.jsonl"
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a" * 1_000_000}]}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a" * (1 << 20)}]}
     with open(path, "wb") as fh:
-        for i in range(202):
+        for i in range(201):  # 201 MiB: over 209,715,200 bytes
             fh.write(json.dumps(req(f"r{i}", body)).encode() + b"\n")
     try:
         with LocalBatchServer() as server:

@@ -28,7 +28,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-# Found by this file's fuzzing; each crashes `item_from_line` (batch_openai/_items.py) today.
+# Found by this file's fuzzing; each crashed `item_from_line` (batch_openai/_items.py) before 2254645.
 CRASHERS: list[bytes] = [
     b"not json",
     b"[1, 2]",
@@ -41,14 +41,6 @@ CRASHERS: list[bytes] = [
     b"\xff\xfe{}",
     b'{"custom_id": "x", "response": null, "error": {"code": null}}',
 ]
-ITEM_BUG = (
-    "batch_openai._items.item_from_line raises on a line that is not JSON, not an object, or an object "
-    "whose nested fields have unexpected types (orjson.JSONDecodeError, AttributeError, TypeError), so "
-    "one corrupt line aborts the whole collection instead of becoming a failed outcome with a reason; "
-    "and an `error` object with neither code nor message (or a failed body whose `error` is {}) is kept "
-    "as the item's error, so the failed item carries no reason"
-)
-
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
 json_values = st.recursive(
     json_scalars,
@@ -209,3 +201,18 @@ def test_flow_collect_turns_a_damaged_output_file_into_rows(damage: str, tmp_pat
     assert sum(summary["outcomes"].values()) == 6
     damaged = [r for r in rows if r["outcome"] != "succeeded"]
     assert len(damaged) == 1 and damaged[0]["error"]
+
+
+def test_a_line_without_a_usable_custom_id_never_answers_an_input(tmp_path: Path):
+    """A line with no custom_id (or a non-string one) must not be matched to an input called "None" or "5"."""
+    body = {"object": "chat.completion", "choices": [{"message": {"role": "assistant", "content": "hi"}}]}
+    lines = [
+        json.dumps({"response": {"status_code": 200, "body": body}, "error": None}).encode(),
+        json.dumps({"custom_id": 5, "response": {"status_code": 200, "body": body}, "error": None}).encode(),
+    ]
+    items = _check(
+        BatchResult.from_files(_write(tmp_path / "o.jsonl", lines), expected_ids=["None", "5"]), []
+    )
+    by_id = {i.custom_id: i for i in items}
+    assert by_id["None"].outcome is Outcome.MISSING and by_id["5"].outcome is Outcome.MISSING
+    assert not any(i.ok for i in items)
