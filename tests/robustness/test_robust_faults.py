@@ -80,7 +80,6 @@ TORN_DOWNLOAD_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=TORN_DOWNLOAD_BUG)
 def test_a_truncated_download_is_fetched_again(in_tmp: Path):
     src = write_requests(in_tmp / "in.jsonl", 8)
     out = in_tmp / "out.jsonl"
@@ -189,3 +188,29 @@ def test_an_output_file_gone_404_stops_with_a_clear_error(in_tmp: Path):
         assert gone[0] in text and ("404" in text or "not found" in text.lower()), text
         assert KEY not in text
     assert not out.exists()
+
+
+def test_the_service_going_away_mid_wait_is_waited_out(in_tmp: Path):
+    """The whole server stops for a while (connection refused) and comes back on the same state."""
+    src = write_requests(in_tmp / "in.jsonl", 12)
+    out = in_tmp / "out.jsonl"
+    with LocalBatchServer(step_seconds=0.5, api_key=KEY, state_dir=in_tmp / "state") as server:
+        client = server.client()
+        outage: list[float] = []
+
+        def go_away_and_return() -> None:
+            def running() -> bool:
+                return any(b.status == "in_progress" for b in client.batches.list(limit=1))
+
+            if wait_until(running, timeout=60, interval=0.02):
+                server.stop()
+                time.sleep(1.5)
+                server.start()
+                outage.append(1.5)
+
+        helper = threading.Thread(target=go_away_and_return, daemon=True)
+        helper.start()
+        _run(server, src, out)
+        helper.join(10)
+        assert outage, "the server never went away"
+        _all_succeeded(src, out, server, batches=1)
