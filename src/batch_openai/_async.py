@@ -18,7 +18,7 @@ from batch_openai._errors import BatchConflictError, BatchValidationError, OpenA
 from batch_openai._file_limits import check_file_limits
 from batch_openai._job import BatchJob
 from batch_openai._job_state import TERMINAL, file_pairs, files_settled, job_error, next_poll, single_endpoint
-from batch_openai._jsonl import ensure_dir, fingerprint_file
+from batch_openai._jsonl import ensure_dir, fingerprint_file, partial_path
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, acall, no_sdk_retries
 from batch_openai._submit import DEFAULT_MAX_PAGES, answer_may_be_lost, build_metadata, log, matches
@@ -183,11 +183,17 @@ async def wait(
 
 
 async def _download_file(job: BatchJob, file_id: str, dest: Path) -> Path:
+    part = partial_path(dest)  # each attempt starts over; renamed only when the whole body arrived
+
     async def fetch() -> Path:
-        async with job._client.files.with_streaming_response.content(file_id) as response:
-            with open(dest, "wb") as f:
-                async for chunk in response.iter_bytes(1 << 20):
-                    f.write(chunk)
+        try:
+            async with job._client.files.with_streaming_response.content(file_id) as response:
+                with open(part, "wb") as f:
+                    async for chunk in response.iter_bytes(1 << 20):
+                        f.write(chunk)
+            os.replace(part, dest)
+        finally:
+            part.unlink(missing_ok=True)
         return dest
 
     return await acall(fetch, policy=job._retry, context=f"downloading {file_id}")

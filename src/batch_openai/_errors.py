@@ -159,11 +159,32 @@ def _status_of(exc: BaseException) -> int | None:
     return getattr(exc, "status_code", None)
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The transport-error bases of the HTTP libraries the SDK may be running on.
+
+    The SDK wraps errors raised while *sending* a request in `APIConnectionError`, but not those raised
+    while a streamed body is read (`iter_bytes`): a connection cut mid-download surfaces as the HTTP
+    library's own `RemoteProtocolError` / `ReadError` / `ReadTimeout`. The SDK runs on httpx2 (loaded with
+    it); it also accepts a plain `httpx` client, whose errors can only exist if httpx was imported already.
+    """
+    import sys
+
+    import httpx2
+
+    found: list[type[BaseException]] = [httpx2.TransportError]
+    legacy = sys.modules.get("httpx")
+    if legacy is not None and isinstance(getattr(legacy, "TransportError", None), type):
+        found.append(legacy.TransportError)
+    return tuple(found)
+
+
 def classify(exc: BaseException) -> ErrorKind | None:
-    """Say what kind of failure an SDK exception is, or None if it is not an SDK API error."""
+    """Say what kind of failure an SDK (or its HTTP library's) exception is, or None if it is neither."""
     import openai
 
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return "transient"
+    if isinstance(exc, _transport_errors()):  # a body cut or stalled while it streamed
         return "transient"
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -218,6 +239,8 @@ def _describe(exc: BaseException) -> str:
         return f"request timed out: {exc.request.method} {exc.request.url.path}"
     if isinstance(exc, openai.APIConnectionError):
         return f"connection error on {exc.request.method} {exc.request.url.path}: {exc.__cause__ or exc}"
+    if isinstance(exc, _transport_errors()):
+        return f"connection error while reading the response ({type(exc).__name__}): {exc}"
     return str(exc)
 
 

@@ -27,7 +27,7 @@ from batch_openai._job_state import (  # re-exported: callers import these from 
     next_poll,
     single_endpoint,
 )
-from batch_openai._jsonl import ensure_dir
+from batch_openai._jsonl import ensure_dir, partial_path
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, call, no_sdk_retries
 from batch_openai._usage import batch_usage_of
@@ -303,13 +303,21 @@ class BatchJob:
         return pending if left is None else min(pending, left)
 
     def _download_file(self, file_id: str, dest: Path) -> Path:
+        # Each attempt starts over into a temp file, renamed only once the whole body arrived: a body
+        # cut mid-stream (a transport error, retried by `call`) never leaves a short file behind.
+        part = partial_path(dest)
+
         def fetch() -> Path:
-            with (
-                self._client.files.with_streaming_response.content(file_id) as response,
-                open(dest, "wb") as f,
-            ):
-                for chunk in response.iter_bytes(1 << 20):
-                    f.write(chunk)
+            try:
+                with (
+                    self._client.files.with_streaming_response.content(file_id) as response,
+                    open(part, "wb") as f,
+                ):
+                    for chunk in response.iter_bytes(1 << 20):
+                        f.write(chunk)
+                os.replace(part, dest)
+            finally:
+                part.unlink(missing_ok=True)
             return dest
 
         return call(fetch, policy=self._retry, context=f"downloading {file_id}")

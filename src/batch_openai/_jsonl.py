@@ -9,7 +9,15 @@ from pathlib import Path
 
 import orjson
 
-__all__ = ["compact_body", "encode_line", "ensure_dir", "fingerprint_file", "iter_lines", "line_parts"]
+__all__ = [
+    "compact_body",
+    "encode_line",
+    "ensure_dir",
+    "fingerprint_file",
+    "iter_lines",
+    "line_parts",
+    "partial_path",
+]
 
 _CHUNK = 1 << 20
 
@@ -65,6 +73,13 @@ def line_parts(custom_id: str, url: str, body: bytes) -> tuple[bytes, bytes, byt
 def encode_line(custom_id: str, url: str, body: bytes) -> bytes:
     """One batch-input line (with its newline) from a `compact_body`."""
     return b"".join(line_parts(custom_id, url, body))
+
+
+def partial_path(dest: Path) -> Path:
+    """A hidden sibling of `dest` to write into before renaming (unique per process and thread)."""
+    import threading
+
+    return dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.partial")
 
 
 def ensure_dir(directory: str | os.PathLike[str]) -> Path:

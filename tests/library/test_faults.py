@@ -159,3 +159,48 @@ def test_retry_policy_backoff_has_full_jitter() -> None:
     assert policy.delay(1, retry_after=3.5) == 3.5
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+
+
+def test_truncated_download_is_fetched_again_sync_and_async(
+    client: Any, async_client: Any, server: LocalBatchServer, tmp_path: Any
+) -> None:
+    import asyncio
+
+    job = chat_builder(5, prefix="dl-torn").submit(client)
+    job.wait(poll_interval=0.02)
+    content = "GET /v1/files/{file_id}/content"
+    server.add_fault(route=content, kind="truncate", nth=1, times=2)  # the body is cut twice, mid-stream
+    out, _ = job.download(tmp_path / "sync")
+    assert server.faults()[0]["fired"] == 2
+    assert out is not None and len(out.read_bytes().splitlines()) == 5
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no partial file left behind
+    server.clear_faults()
+    server.add_fault(route=content, kind="truncate", nth=1, times=1)
+
+    async def collect() -> Any:
+        ajob = await BatchJob.async_from_id(async_client, job.batch_id, retry=FAST)
+        return await ajob.async_result()
+
+    result = asyncio.run(collect())
+    assert server.faults()[0]["fired"] == 1 and len(result.succeeded) == 5
+
+
+def test_a_body_cut_for_good_ends_as_transient_error(client: Any, server: LocalBatchServer) -> None:
+    job = chat_builder(2, prefix="dl-cut").submit(client, retry=FAST)
+    job.wait(poll_interval=0.02)
+    server.add_fault(route="GET /v1/files/{file_id}/content", kind="truncate")  # always
+    with pytest.raises(BatchTransientError) as info:
+        job.result()
+    assert info.value.attempts == FAST.max_attempts and info.value.status_code is None
+    assert "RemoteProtocolError" in str(info.value)
+
+
+def test_transport_errors_of_either_http_library_are_transient() -> None:
+    import httpx
+
+    from batch_openai._errors import classify
+
+    assert classify(httpx2.RemoteProtocolError("peer closed connection")) == "transient"
+    assert classify(httpx2.ReadTimeout("slow body")) == "transient"
+    assert classify(httpx.ReadError("reset")) == "transient"
+    assert classify(ValueError("not ours")) is None
