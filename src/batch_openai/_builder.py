@@ -7,8 +7,6 @@ Each request is encoded with orjson the moment it is added: that copies it (late
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -383,26 +381,18 @@ class BatchRequestBuilder:
         batches in flight for its model, plus the shard, stay under that many estimated input tokens
         (polling every `queue_poll_interval` s). A shard alone over the cap is refused before any upload.
         """
-        from batch_openai._job import BatchJob
-        from batch_openai._queue import submit_paced
+        from batch_openai._builder_submit import submit
 
-        tmp = tempfile.mkdtemp(prefix="batch_openai-")
-        try:
-            shards = self.write_shards(tmp, max_requests=max_requests or MAX_REQUESTS)
-            batches, queue = submit_paced(
-                client,
-                shards,
-                description=description,
-                metadata=[_shard_metadata(metadata, i, len(shards)) for i in range(len(shards))],
-                retry=retry,
-                max_enqueued_tokens=max_enqueued_tokens,
-                poll_interval=queue_poll_interval,
-            )
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        job = BatchJob(client, batches, expected_ids=self.custom_ids, retry=retry)
-        job._token_queue = queue
-        return job
+        return submit(
+            self,
+            client,
+            description=description,
+            metadata=metadata,
+            max_requests=max_requests,
+            retry=retry,
+            max_enqueued_tokens=max_enqueued_tokens,
+            queue_poll_interval=queue_poll_interval,
+        )
 
     async def async_submit(
         self,
@@ -414,31 +404,13 @@ class BatchRequestBuilder:
         retry: RetryPolicy | None = None,
     ) -> BatchJob:
         """Async twin of `submit`, for an `openai.AsyncOpenAI` client."""
-        from batch_openai._async import async_submit_file
-        from batch_openai._job import BatchJob
+        from batch_openai._builder_submit import async_submit
 
-        tmp = tempfile.mkdtemp(prefix="batch_openai-")
-        try:
-            shards = self.write_shards(tmp, max_requests=max_requests or MAX_REQUESTS)
-            batches = []
-            for i, shard in enumerate(shards):
-                job = await async_submit_file(
-                    async_client,
-                    shard.path,
-                    endpoint=shard.endpoint,
-                    description=description,
-                    metadata=_shard_metadata(metadata, i, len(shards)),
-                    fingerprint=shard.fingerprint,
-                    retry=retry,
-                )
-                batches.append(job._batches[0])
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return BatchJob(async_client, batches, expected_ids=self.custom_ids, retry=retry)
-
-
-def _shard_metadata(metadata: Mapping[str, str] | None, index: int, total: int) -> dict[str, str]:
-    out = dict(metadata or {})
-    if total > 1:
-        out["batch_openai_shard"] = f"{index + 1}/{total}"
-    return out
+        return await async_submit(
+            self,
+            async_client,
+            description=description,
+            metadata=metadata,
+            max_requests=max_requests,
+            retry=retry,
+        )

@@ -9,13 +9,10 @@ or other languages; treat the figures as estimates.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,25 +21,12 @@ from batch_openai._pricing import PriceLike, price_for
 
 __all__ = ["CostEstimate", "estimate_cost", "file_input_tokens", "input_tokens", "max_output_tokens"]
 
-_TOKENS_MODULE = "batch_openai.local.tokens"
-
 
 def _token_counter() -> Callable[[str, dict[str, Any]], int]:
-    """`request_input_tokens` of the local server's estimate, without importing the server package.
+    """The local server's `request_input_tokens` (`batch_openai.local` loads its server lazily)."""
+    from batch_openai.local.tokens import request_input_tokens
 
-    `batch_openai.local`'s `__init__` imports FastAPI and uvicorn (~1 s); the tokens module needs only
-    `re` and orjson, so it is loaded from its file under its own name (the same module object the
-    server later imports from sys.modules).
-    """
-    module = sys.modules.get(_TOKENS_MODULE)
-    if module is None:
-        path = Path(__file__).with_name("local") / "tokens.py"
-        spec = importlib.util.spec_from_file_location(_TOKENS_MODULE, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_TOKENS_MODULE] = module
-        spec.loader.exec_module(module)
-    return module.request_input_tokens  # type: ignore[no-any-return]
+    return request_input_tokens
 
 
 def input_tokens(endpoint: str, body: dict[str, Any]) -> int:
