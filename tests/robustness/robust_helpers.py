@@ -7,14 +7,21 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from flows_harness import PrefectServer, batch_openai_cmd, read_rows
+from flows_harness import PrefectServer, batch_openai_cmd, read_rows, write_requests
 
 FINGERPRINT_KEY = "batch_openai_fingerprint"
 OUTCOMES = frozenset({"succeeded", "failed", "expired", "cancelled", "missing"})
+
+
+def fresh_requests(path: Path, n: int) -> Path:
+    """`n` chat requests whose content no other test has: the session's Prefect server is shared, and
+    the submit task's cache is keyed by content, so equal files would re-attach to another test's batch."""
+    return write_requests(path, n, prefix=f"{uuid.uuid4().hex[:8]}-")
 
 
 def input_ids(src: Path) -> list[str]:
@@ -34,6 +41,8 @@ def assert_no_duplicate_batches(client: Any) -> list[Any]:
     assert None not in prints, "a batch without the fingerprint in its metadata"
     doubled = {fp: n for fp, n in prints.items() if n > 1}
     assert not doubled, f"duplicate batches for the same content: {doubled}"
+    # No batch was made again on purpose either (a deliberate resubmission carries attempt >= 1).
+    assert {(b.metadata or {}).get("batch_openai_attempt") for b in batches} <= {"0"}
     return batches
 
 

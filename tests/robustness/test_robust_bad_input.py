@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flows_harness import batch_openai_cmd, write_requests
+from flows_harness import batch_openai_cmd
 from robust_bad_inputs import CATALOGUE, BadInput, req
-from robust_helpers import cli_env
+from robust_helpers import cli_env, fresh_requests
 
 from batch_openai import BatchValidationError, submit_file
 from batch_openai.local import LocalBatchServer
@@ -81,7 +81,7 @@ def test_catalogue_has_at_least_twenty_kinds():
 @pytest.mark.parametrize("where", ["is-a-directory", "parent-is-a-file"])
 def test_unwritable_output_is_refused_before_upload(where: str, tmp_path: Path):
     """An output path that can never be written is refused up front, not after the batches ran."""
-    src = write_requests(tmp_path / "in.jsonl", 2)
+    src = fresh_requests(tmp_path / "in.jsonl", 2)
     if where == "is-a-directory":
         out = tmp_path / "out.jsonl"
         out.mkdir()

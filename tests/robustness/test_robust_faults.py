@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows_harness import PrefectServer, wait_until, write_requests
-from robust_helpers import assert_no_duplicate_batches, assert_one_row_per_input
+from flows_harness import PrefectServer, wait_until
+from robust_helpers import assert_no_duplicate_batches, assert_one_row_per_input, fresh_requests
 
 from batch_openai.local import LocalBatchServer
 from flows import run_batch
@@ -46,7 +46,7 @@ def in_tmp(robust_prefect_api: PrefectServer, key_env: str, tmp_path: Path) -> I
 
 
 def test_a_fifth_of_all_calls_failing_with_429_500_or_drops_still_finishes(in_tmp: Path):
-    src = write_requests(in_tmp / "in.jsonl", 60)
+    src = fresh_requests(in_tmp / "in.jsonl", 60)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=0.2, api_key=KEY, seed=8) as server:
         for kind in ("429", "500", "drop"):  # 1 - 0.928^3 ≈ 20 % of calls get one of them
@@ -63,7 +63,7 @@ def test_a_fifth_of_all_calls_failing_with_429_500_or_drops_still_finishes(in_tm
 
 @pytest.mark.parametrize("times", [1, 3])
 def test_lost_create_answers_make_one_batch(times: int, in_tmp: Path):
-    src = write_requests(in_tmp / "in.jsonl", 6)
+    src = fresh_requests(in_tmp / "in.jsonl", 6)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=0.05, api_key=KEY) as server:
         server.add_fault(route="POST /v1/batches", kind="lost", nth=1, times=times)
@@ -72,16 +72,9 @@ def test_lost_create_answers_make_one_batch(times: int, in_tmp: Path):
         _all_succeeded(src, out, server, batches=1)
 
 
-TORN_DOWNLOAD_BUG = (
-    "BatchJob._download_file (src/batch_openai/_job.py) streams with response.iter_bytes(); a connection "
-    "cut mid-body raises httpx2.RemoteProtocolError, which _errors.classify does not know (it knows only "
-    "openai.APIConnectionError), so the download is neither retried nor mapped to BatchTransientError and "
-    "the collect task fails. Fix: classify httpx2.TransportError as 'transient' (and the async twin)"
-)
-
-
 def test_a_truncated_download_is_fetched_again(in_tmp: Path):
-    src = write_requests(in_tmp / "in.jsonl", 8)
+    """Half the output file arrives and the connection closes, twice: the download starts again."""
+    src = fresh_requests(in_tmp / "in.jsonl", 8)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=0.05, api_key=KEY) as server:
         server.add_fault(route=CONTENT, kind="truncate", nth=1, times=2)
@@ -91,7 +84,7 @@ def test_a_truncated_download_is_fetched_again(in_tmp: Path):
 
 
 def test_a_stall_in_finalizing_is_waited_out(in_tmp: Path):
-    src = write_requests(in_tmp / "in.jsonl", 5)
+    src = fresh_requests(in_tmp / "in.jsonl", 5)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=0.05, api_key=KEY) as server:
         server.stall_finalizing(2.0)
@@ -117,7 +110,7 @@ def _watch_statuses(server: LocalBatchServer, seen: list[str], timeout: float) -
 
 def test_expiry_keeps_the_finished_lines_and_marks_the_rest_expired(in_tmp: Path):
     n = 40
-    src = write_requests(in_tmp / "in.jsonl", n)
+    src = fresh_requests(in_tmp / "in.jsonl", n)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=1.5, api_key=KEY) as server:
         client = server.client()
@@ -146,7 +139,7 @@ def test_expiry_keeps_the_finished_lines_and_marks_the_rest_expired(in_tmp: Path
 
 def test_failed_lines_get_more_rounds_and_every_row_keeps_its_reason(in_tmp: Path):
     n = 30
-    src = write_requests(in_tmp / "in.jsonl", n)
+    src = fresh_requests(in_tmp / "in.jsonl", n)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=0.05, api_key=KEY, line_failure_rate=0.2, seed=3) as server:
         summary = _run(server, src, out, max_rounds=3)
@@ -160,7 +153,7 @@ def test_failed_lines_get_more_rounds_and_every_row_keeps_its_reason(in_tmp: Pat
 
 
 def test_an_output_file_gone_404_stops_with_a_clear_error(in_tmp: Path):
-    src = write_requests(in_tmp / "in.jsonl", 4)
+    src = fresh_requests(in_tmp / "in.jsonl", 4)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=0.05, api_key=KEY) as server:
         client = server.client()
@@ -192,7 +185,7 @@ def test_an_output_file_gone_404_stops_with_a_clear_error(in_tmp: Path):
 
 def test_the_service_going_away_mid_wait_is_waited_out(in_tmp: Path):
     """The whole server stops for a while (connection refused) and comes back on the same state."""
-    src = write_requests(in_tmp / "in.jsonl", 12)
+    src = fresh_requests(in_tmp / "in.jsonl", 12)
     out = in_tmp / "out.jsonl"
     with LocalBatchServer(step_seconds=0.5, api_key=KEY, state_dir=in_tmp / "state") as server:
         client = server.client()

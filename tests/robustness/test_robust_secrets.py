@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from flows_harness import PrefectServer, batch_openai_cmd, read_rows, write_requests
-from robust_helpers import cli_env
+from flows_harness import PrefectServer, batch_openai_cmd, read_rows
+from robust_helpers import cli_env, fresh_requests
 
 from batch_openai import BatchAuthError, BatchJob
 
@@ -105,7 +105,7 @@ def test_a_canary_key_is_stored_and_printed_nowhere(
     robust_prefect: PrefectServer, canary_server: tuple[str, str, Path], tmp_path: Path
 ):
     canary, url, serve_log = canary_server
-    src = write_requests(tmp_path / "in.jsonl", 6, prefix="canary")
+    src = fresh_requests(tmp_path / "in.jsonl", 6)
     out = tmp_path / "out.jsonl"
     run = _cli(robust_prefect, canary, url, "run", str(src), "-o", str(out), "--base-url", url,
                "--poll-interval", "0.1", "--work-dir", str(tmp_path / "work"), cwd=tmp_path)  # fmt: skip
@@ -129,7 +129,7 @@ def test_a_refused_canary_key_is_not_echoed_anywhere(
 ):
     canary, url, serve_log = canary_server
     wrong = f"sk-canary-wrong-{secrets.token_hex(12)}"
-    src = write_requests(tmp_path / "in.jsonl", 2, prefix="refused")
+    src = fresh_requests(tmp_path / "in.jsonl", 2)
     out = tmp_path / "o.jsonl"
     run = _cli(robust_prefect, wrong, url, "run", str(src), "-o", str(out), "--base-url", url,
                "--poll-interval", "0.1", "--work-dir", str(tmp_path / "work"), cwd=tmp_path)  # fmt: skip
