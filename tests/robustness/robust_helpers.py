@@ -19,8 +19,8 @@ OUTCOMES = frozenset({"succeeded", "failed", "expired", "cancelled", "missing"})
 
 
 def fresh_requests(path: Path, n: int) -> Path:
-    """`n` chat requests whose content no other test has: the session's Prefect server is shared, and
-    the submit task's cache is keyed by content, so equal files would re-attach to another test's batch."""
+    """`n` chat requests whose content no other test has: the session's Prefect server is shared and
+    its submit cache is keyed by content and base URL, and a free port can be handed out twice."""
     return write_requests(path, n, prefix=f"{uuid.uuid4().hex[:8]}-")
 
 
