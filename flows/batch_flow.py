@@ -33,6 +33,7 @@ from flows.tasks import build_shards, collect_batch, submit_shard, wait_for_batc
 WORK_DIR_ENV = "BATCH_OPENAI_WORK_DIR"
 DEFAULT_WORK_DIR = ".batch_openai/work"
 MAX_RESUBMITS = 5  # per shard and round: token-limit waits and remote cancels/deletes
+COLLECT_PARALLELISM = 4  # batches downloaded and classified at once
 
 
 def work_root(work_dir: str | None = None) -> Path:
@@ -188,11 +189,17 @@ def _run_round(
             ).result()
             current[fp] = (shard, new_sub)
     downloads = round_dir / "downloads"
-    collects = [
-        collect_batch.submit(sub["batch_id"], shard["path"], str(downloads), round_no, **conn)
-        for shard, sub in finished.values()
-    ]
-    return [c.result() for c in collects]
+    # Each collect holds one batch's items in memory; a bounded number at once keeps a
+    # 20-batch run's peak at a few batches' worth instead of all twenty.
+    ended = list(finished.values())
+    summaries: list[dict[str, Any]] = []
+    for start in range(0, len(ended), COLLECT_PARALLELISM):
+        wave = [
+            collect_batch.submit(sub["batch_id"], shard["path"], str(downloads), round_no, **conn)
+            for shard, sub in ended[start : start + COLLECT_PARALLELISM]
+        ]
+        summaries.extend(c.result() for c in wave)
+    return summaries
 
 
 def _queue_waves(
