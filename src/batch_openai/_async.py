@@ -22,11 +22,14 @@ from batch_openai._jsonl import ensure_dir, fingerprint_file, partial_path
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, acall, no_sdk_retries
 from batch_openai._submit import DEFAULT_MAX_PAGES, answer_may_be_lost, build_metadata, log, matches
+from batch_openai._tracking import changed, track_all, track_batch
 from batch_openai._usage import batch_usage_of
 from batch_openai._validation import check_endpoint
 
 if TYPE_CHECKING:
     from openai.types import Batch
+
+    from batch_openai._registry import BatchRegistry
 
 __all__ = ["async_find_batch_by_fingerprint", "async_submit_file"]
 
@@ -72,6 +75,7 @@ async def async_submit_file(
     fingerprint: str | None = None,
     retry: RetryPolicy | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
+    registry: BatchRegistry | None = None,
 ) -> BatchJob:
     """Async twin of `submit_file`: one batch for one file, idempotent by fingerprint."""
     check_endpoint(endpoint)
@@ -87,7 +91,7 @@ async def async_submit_file(
     )
     if existing is not None:
         log.info("batch_openai: reusing batch %s for fingerprint %s", existing.id, fingerprint[:12])
-        return BatchJob(client, [existing], retry=retry)
+        return await _attached(BatchJob(client, [existing], retry=retry), registry)
 
     async def upload() -> Any:
         with open(p, "rb") as f:
@@ -116,7 +120,15 @@ async def async_submit_file(
             except Exception as cleanup:
                 log.warning("batch_openai: could not delete upload %s: %s", uploaded.id, redact(str(cleanup)))
         raise
-    return BatchJob(client, [batch], retry=retry)
+    return await _attached(BatchJob(client, [batch], retry=retry), registry)
+
+
+async def _attached(job: BatchJob, registry: BatchRegistry | None) -> BatchJob:
+    """`job` keeping `registry` current; its batches tracked now, in a thread (a Prefect write blocks)."""
+    job._attach(registry, track=False)
+    if registry is not None:
+        await asyncio.to_thread(track_all, registry, job._batches)
+    return job
 
 
 async def refresh(job: BatchJob, on_progress: Callable[[Batch], Any] | None) -> None:
@@ -126,10 +138,13 @@ async def refresh(job: BatchJob, on_progress: Callable[[Batch], Any] | None) -> 
         if b.status in TERMINAL and files_settled(b):
             fresh.append(b)
             continue
+        old = b
         b = await acall(
             lambda b=b: job._client.batches.retrieve(b.id), policy=job._retry, context=f"polling {b.id}"
         )
         fresh.append(b)
+        if job._registry is not None and changed(old, b):
+            await asyncio.to_thread(track_batch, job._registry, b)  # a Prefect write: off the event loop
         if on_progress is not None:
             on_progress(b)
     job._batches = fresh

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from batch_openai._estimate import CostEstimate
     from batch_openai._job import BatchJob
     from batch_openai._pricing import PriceLike
+    from batch_openai._registry import BatchRegistry
 
 __all__ = ["BatchRequestBuilder"]
 
@@ -374,12 +375,14 @@ class BatchRequestBuilder:
         retry: RetryPolicy | None = None,
         max_enqueued_tokens: int | Mapping[str, int] | None = None,
         queue_poll_interval: float = 30.0,
+        registry: BatchRegistry | None = None,
     ) -> BatchJob:
         """Upload and create one batch per shard (idempotent by content fingerprint); return the job.
 
         `max_enqueued_tokens` (one number, or `{model: tokens}`): hold each shard back until this job's
         batches in flight for its model, plus the shard, stay under that many estimated input tokens
         (polling every `queue_poll_interval` s). A shard alone over the cap is refused before any upload.
+        `registry`: a `BatchRegistry` recording each batch once created and every change `refresh()` sees.
         """
         from batch_openai._builder_submit import submit
 
@@ -392,6 +395,7 @@ class BatchRequestBuilder:
             retry=retry,
             max_enqueued_tokens=max_enqueued_tokens,
             queue_poll_interval=queue_poll_interval,
+            registry=registry,
         )
 
     async def async_submit(
@@ -402,6 +406,7 @@ class BatchRequestBuilder:
         metadata: Mapping[str, str] | None = None,
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
+        registry: BatchRegistry | None = None,
     ) -> BatchJob:
         """Async twin of `submit`, for an `openai.AsyncOpenAI` client."""
         from batch_openai._builder_submit import async_submit
@@ -413,4 +418,5 @@ class BatchRequestBuilder:
             metadata=metadata,
             max_requests=max_requests,
             retry=retry,
+            registry=registry,
         )

@@ -16,6 +16,7 @@ from batch_openai._validation import MAX_REQUESTS
 if TYPE_CHECKING:
     from batch_openai._builder import BatchRequestBuilder
     from batch_openai._job import BatchJob
+    from batch_openai._registry import BatchRegistry
 
 __all__ = ["async_submit", "shard_metadata", "submit"]
 
@@ -38,6 +39,7 @@ def submit(
     retry: RetryPolicy | None,
     max_enqueued_tokens: int | Mapping[str, int] | None,
     queue_poll_interval: float,
+    registry: BatchRegistry | None = None,
 ) -> BatchJob:
     """Write the shards, submit each (paced when `max_enqueued_tokens` is set); one job over all of them."""
     from batch_openai._job import BatchJob
@@ -54,12 +56,13 @@ def submit(
             retry=retry,
             max_enqueued_tokens=max_enqueued_tokens,
             poll_interval=queue_poll_interval,
+            registry=registry,  # each shard tracked as soon as it exists
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     job = BatchJob(client, batches, expected_ids=builder.custom_ids, retry=retry)
     job._token_queue = queue
-    return job
+    return job._attach(registry, track=False)
 
 
 async def async_submit(
@@ -70,6 +73,7 @@ async def async_submit(
     metadata: Mapping[str, str] | None,
     max_requests: int | None,
     retry: RetryPolicy | None,
+    registry: BatchRegistry | None = None,
 ) -> BatchJob:
     """Async twin of `submit` (no pacing), for an `openai.AsyncOpenAI` client."""
     from batch_openai._async import async_submit_file
@@ -88,8 +92,10 @@ async def async_submit(
                 metadata=shard_metadata(metadata, i, len(shards)),
                 fingerprint=shard.fingerprint,
                 retry=retry,
+                registry=registry,
             )
             batches.append(job._batches[0])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return BatchJob(async_client, batches, expected_ids=builder.custom_ids, retry=retry)
+    job = BatchJob(async_client, batches, expected_ids=builder.custom_ids, retry=retry)
+    return job._attach(registry, track=False)  # each shard was tracked by async_submit_file

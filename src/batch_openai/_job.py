@@ -30,12 +30,14 @@ from batch_openai._job_state import (  # re-exported: callers import these from 
 from batch_openai._jsonl import ensure_dir, partial_path
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, call, no_sdk_retries
+from batch_openai._tracking import changed, track_all, track_batch
 from batch_openai._usage import batch_usage_of
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
     from batch_openai._queue import TokenQueue
+    from batch_openai._registry import BatchRegistry
 
 __all__ = [
     "LATE_FILE_INTERVAL",
@@ -69,6 +71,7 @@ class BatchJob:
         self._expected = list(expected_ids) if expected_ids is not None else None
         self._retry = retry
         self._token_queue: TokenQueue | None = None  # set by a queue-aware submit: caps and token estimates
+        self._registry: BatchRegistry | None = None  # set by submit/from_id(registry=): see _tracking.py
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -79,11 +82,12 @@ class BatchJob:
         *,
         expected_ids: Sequence[str] | None = None,
         retry: RetryPolicy | None = None,
+        registry: BatchRegistry | None = None,
     ) -> BatchJob:
-        """Reconnect to an existing batch by id (one API call)."""
+        """Reconnect to an existing batch by id (one API call); `registry` records it and keeps it current."""
         c = no_sdk_retries(client)
         batch = call(lambda: c.batches.retrieve(batch_id), policy=retry, context=f"retrieving {batch_id}")
-        return cls(c, [batch], expected_ids=expected_ids, retry=retry)
+        return cls(c, [batch], expected_ids=expected_ids, retry=retry)._attach(registry)
 
     @classmethod
     def from_ids(
@@ -110,15 +114,28 @@ class BatchJob:
         *,
         expected_ids: Sequence[str] | None = None,
         retry: RetryPolicy | None = None,
+        registry: BatchRegistry | None = None,
     ) -> BatchJob:
         """Async twin of `from_id`, for an `openai.AsyncOpenAI` client."""
+        import asyncio
+
         from batch_openai._retry import acall
 
         c = no_sdk_retries(async_client)
         batch = await acall(
             lambda: c.batches.retrieve(batch_id), policy=retry, context=f"retrieving {batch_id}"
         )
-        return cls(c, [batch], expected_ids=expected_ids, retry=retry)
+        job = cls(c, [batch], expected_ids=expected_ids, retry=retry)._attach(registry, track=False)
+        if registry is not None:  # a Prefect write: off the event loop
+            await asyncio.to_thread(track_all, registry, job._batches)
+        return job
+
+    def _attach(self, registry: BatchRegistry | None, *, track: bool = True) -> Self:
+        """Keep `registry`'s records of this job current from now on (and track every batch now)."""
+        self._registry = registry
+        if track:
+            track_all(registry, self._batches)
+        return self
 
     # ---------------------------------------------------------------- state (no network)
     @property
@@ -214,10 +231,13 @@ class BatchJob:
             if b.status in TERMINAL and files_settled(b):
                 fresh.append(b)
                 continue
+            old = b
             b = call(
                 lambda b=b: self._client.batches.retrieve(b.id), policy=self._retry, context=f"polling {b.id}"
             )
             fresh.append(b)
+            if self._registry is not None and changed(old, b):
+                track_batch(self._registry, b)
             if on_progress is not None:
                 on_progress(b)
         self._batches = fresh

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 from batch_openai._errors import BatchValidationError, OpenAIBatchError, redact
 from batch_openai._retry import RetryPolicy, call, no_sdk_retries
 from batch_openai._submit import DEFAULT_MAX_PAGES, FINGERPRINT_KEY, _find_raw
+from batch_openai._tracking import track_batch
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
     from batch_openai._job import BatchJob
+    from batch_openai._registry import BatchRegistry
     from batch_openai._shards import Shard
 
 __all__ = [
@@ -293,6 +295,7 @@ class TokenQueue:
                 self._failed(i, old, exc)
                 continue
             job._batches[i] = new
+            track_batch(job._registry, new)  # the new batch is recorded as soon as it exists
             self._resubmitted(i, old, new, now)
         return delay
 
@@ -310,6 +313,10 @@ class TokenQueue:
                 self._failed(i, old, exc)
                 continue
             job._batches[i] = new
+            if job._registry is not None:
+                import asyncio
+
+                await asyncio.to_thread(track_batch, job._registry, new)
             self._resubmitted(i, old, new, now)
         return delay
 
@@ -350,6 +357,7 @@ def submit_paced(
     retry: RetryPolicy | None,
     max_enqueued_tokens: int | Mapping[str, int] | None,
     poll_interval: float,
+    registry: BatchRegistry | None = None,
 ) -> tuple[list[Batch], TokenQueue]:
     """Submit each shard with `submit_file`, each one held back until it fits under the cap (if any)."""
     from batch_openai._submit import submit_file
@@ -374,6 +382,7 @@ def submit_paced(
             metadata=metadata[i],
             fingerprint=shard.fingerprint,
             retry=retry,
+            registry=registry,
         )
         batches.append(job._batches[0])
     return batches, queue

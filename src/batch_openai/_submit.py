@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
     from batch_openai._job import BatchJob
+    from batch_openai._registry import BatchRegistry
 
 __all__ = [
     "FINGERPRINT_KEY",
@@ -136,8 +137,13 @@ def submit_file(
     fingerprint: str | None = None,
     retry: RetryPolicy | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
+    registry: BatchRegistry | None = None,
 ) -> BatchJob:
-    """Create ONE batch for one input file, idempotently (see the module docstring); return its `BatchJob`."""
+    """Create ONE batch for one input file, idempotently (see the module docstring); return its `BatchJob`.
+
+    `registry`: a `BatchRegistry` that records the batch once created (or found) and, through the job's
+    `refresh()`/`wait()`, each change of its status or files; a tracking error is logged, never raised.
+    """
     from batch_openai._job import BatchJob
 
     check_endpoint(endpoint)
@@ -154,7 +160,7 @@ def submit_file(
     )
     if existing is not None:
         log.info("batch_openai: reusing batch %s for fingerprint %s", existing.id, fingerprint[:12])
-        return BatchJob(client, [existing], retry=retry)
+        return BatchJob(client, [existing], retry=retry)._attach(registry)
 
     def upload() -> Any:
         with open(p, "rb") as f:  # reopened per attempt so a retry sends the whole file
@@ -181,4 +187,4 @@ def submit_file(
         if not answer_may_be_lost(exc.__cause__):
             _delete_quietly(client, uploaded.id)  # rejected for sure: the upload is of no use
         raise
-    return BatchJob(client, [batch], retry=retry)
+    return BatchJob(client, [batch], retry=retry)._attach(registry)
