@@ -5,22 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from flows_harness import PrefectServer
 from robust_helpers import fresh_requests, start_run
 
 from batch_openai.local import LocalBatchServer
 
-TRACEBACK_BUG = (
-    "batch-openai run (src/batch_openai/cli/run.py) catches the flow's exception and prints one 'error:' "
-    "line, but Prefect's console log handler has already written the failed task and flow runs' full "
-    "tracebacks to stderr (~100 lines), and with ephemeral Prefect a 'Stopping temporary server' line "
-    "follows the error. Fix: while the CLI runs the flow, send Prefect's console logs to a file (or raise "
-    "their level) and keep the tracebacks in Prefect's own logs/UI"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=TRACEBACK_BUG)
 def test_a_run_refused_by_the_service_prints_one_error_line(robust_prefect: PrefectServer, tmp_path: Path):
     src = fresh_requests(tmp_path / "in.jsonl", 2)
     with LocalBatchServer(api_key="sk-the-right-one") as server:

@@ -6,6 +6,7 @@ is validated before Prefect starts, so bad input fails in a second with one line
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -50,7 +51,7 @@ def run(
     ] = None,
 ) -> None:
     """Run a batch job as a resumable Prefect flow; rerun the same command after a crash to resume."""
-    from batch_openai import BatchRequestBuilder, BatchValidationError
+    from batch_openai import BatchAuthError, BatchRequestBuilder, BatchValidationError
 
     try:
         BatchRequestBuilder.from_jsonl(input_path)  # fail fast, before Prefect starts or anything is uploaded
@@ -76,8 +77,11 @@ def run(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 
+    from batch_openai.cli._context import OPTIONS
     from flows.runner import run_batch
 
+    if not OPTIONS.debug:
+        _one_line_console_logs()
     try:
         summary = run_batch(
             input_path,
@@ -95,6 +99,11 @@ def run(
     except BatchValidationError as exc:  # e.g. a shard over --max-enqueued-tokens: refused before upload
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except BatchAuthError as exc:  # rerunning will not help until the key is fixed
+        typer.echo(
+            f"error: the service refused the API key ({exc}); fix OPENAI_API_KEY or --api-key-block", err=True
+        )
+        raise typer.Exit(1) from None
     except Exception as exc:  # one line, no traceback: the Prefect UI / logs hold the details
         typer.echo(
             f"error: the run did not finish ({type(exc).__name__}: {exc}); rerun the same command to resume",
@@ -103,3 +112,38 @@ def run(
         raise typer.Exit(1) from None
     counts = ", ".join(f"{n} {name}" for name, n in summary["outcomes"].items() if n)
     typer.echo(f"{summary['total']} rows → {summary['output']} ({counts})")
+
+
+def _one_line_console_logs() -> None:
+    """Show Prefect's progress logs on the terminal without tracebacks (they stay in Prefect's own logs).
+
+    A failed run ends with one `error:` line; `--debug` keeps the tracebacks.
+    """
+    import logging
+
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()  # Prefect configures its handlers lazily; make them exist before wrapping them
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _NoTraceback):
+                handler.setFormatter(_NoTraceback(handler.formatter or logging.Formatter()))
+
+
+class _NoTraceback(logging.Formatter):
+    """Formats a record with the wrapped formatter, minus exception and stack text."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            text = self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+        return text.split("\nTraceback (most recent call last)", 1)[0]
