@@ -261,38 +261,34 @@ def item_from_line(
     A line that cannot be read (not JSON, not an object, fields of the wrong type) becomes a `failed` item
     with `error["code"] == "invalid_result_line"` naming `number` and `source`; it never raises.
     """
-    try:
-        return _read_line(line, endpoint)
-    except _UNREADABLE as exc:  # try costs nothing on the happy path: the fast path stays as it was
+    try:  # inline, not a helper call: this runs once per result line, and `try` costs nothing
+        obj = orjson.loads(line)
+        custom_id = obj.get("custom_id")
+        if type(custom_id) is not str or not custom_id:
+            raise ValueError(f"no usable custom_id (got {custom_id!r:.40})")
+        error = obj.get("error")
+        if error:  # never ran: expired, cancelled, timed out
+            error = _never_ran_error(error)
+            code = error.get("code")
+            outcome = _NEVER_RAN.get(code, Outcome.FAILED) if type(code) is str else Outcome.FAILED
+            return BatchResultItem(custom_id, outcome, None, error, None, endpoint)
+        response = obj.get("response")
+        if type(response) is not dict:
+            missing = {"code": "no_response", "message": "line has neither a response nor an error"}
+            return BatchResultItem(custom_id, Outcome.FAILED, None, missing, None, endpoint)
+        status = response.get("status_code")
+        body = response.get("body")
+        is_dict = type(body) is dict
+        if endpoint is None and is_dict:
+            endpoint = _endpoint_of(body)
+        if type(status) is not int or not 200 <= status < 300:
+            return BatchResultItem(
+                custom_id, Outcome.FAILED, None, _failure_error(status, body), status, endpoint, line
+            )
+        content = _content_of(body) if is_dict else None
+        return BatchResultItem(custom_id, Outcome.SUCCEEDED, content, None, status, endpoint, line)
+    except _UNREADABLE as exc:
         return _invalid_item(line, endpoint, exc, number, source)
-
-
-def _read_line(line: bytes, endpoint: str | None) -> BatchResultItem:
-    obj = orjson.loads(line)
-    custom_id = obj.get("custom_id")
-    if type(custom_id) is not str or not custom_id:
-        raise ValueError(f"no usable custom_id (got {custom_id!r:.40})")
-    error = obj.get("error")
-    if error:  # never ran: expired, cancelled, timed out
-        error = _never_ran_error(error)
-        code = error.get("code")
-        outcome = _NEVER_RAN.get(code, Outcome.FAILED) if type(code) is str else Outcome.FAILED
-        return BatchResultItem(custom_id, outcome, None, error, None, endpoint)
-    response = obj.get("response")
-    if type(response) is not dict:
-        missing = {"code": "no_response", "message": "line has neither a response nor an error"}
-        return BatchResultItem(custom_id, Outcome.FAILED, None, missing, None, endpoint)
-    status = response.get("status_code")
-    body = response.get("body")
-    is_dict = type(body) is dict
-    if endpoint is None and is_dict:
-        endpoint = _endpoint_of(body)
-    if type(status) is not int or not 200 <= status < 300:
-        return BatchResultItem(
-            custom_id, Outcome.FAILED, None, _failure_error(status, body), status, endpoint, line
-        )
-    content = _content_of(body) if is_dict else None
-    return BatchResultItem(custom_id, Outcome.SUCCEEDED, content, None, status, endpoint, line)
 
 
 @dataclass(frozen=True, slots=True)
