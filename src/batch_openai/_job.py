@@ -8,13 +8,13 @@ status, "are the files there yet", when to poll) live in `_job_state.py`.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from batch_openai._download import download as download_files
 from batch_openai._errors import BatchConflictError, BatchTimeoutError, OpenAIBatchError
 from batch_openai._job_state import (  # re-exported: callers import these from _job
     LATE_FILE_INTERVAL,
@@ -27,7 +27,6 @@ from batch_openai._job_state import (  # re-exported: callers import these from 
     next_poll,
     single_endpoint,
 )
-from batch_openai._jsonl import ensure_dir, partial_path
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, call, no_sdk_retries
 from batch_openai._tracking import changed, track_all, track_batch
@@ -322,48 +321,10 @@ class BatchJob:
             )
         return pending if left is None else min(pending, left)
 
-    def _download_file(self, file_id: str, dest: Path) -> Path:
-        # Each attempt starts over into a temp file, renamed only once the whole body arrived: a body
-        # cut mid-stream (a transport error, retried by `call`) never leaves a short file behind.
-        part = partial_path(dest)
-
-        def fetch() -> Path:
-            try:
-                with (
-                    self._client.files.with_streaming_response.content(file_id) as response,
-                    open(part, "wb") as f,
-                ):
-                    for chunk in response.iter_bytes(1 << 20):
-                        f.write(chunk)
-                os.replace(part, dest)
-            finally:
-                part.unlink(missing_ok=True)
-            return dest
-
-        return call(fetch, policy=self._retry, context=f"downloading {file_id}")
-
     def download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
         """Stream the output and error files to `directory`; shards are concatenated into one file each."""
         self._sync_only("download", "async_download")
-        out_dir = ensure_dir(directory)
-        paths: list[Path | None] = []
-        for kind, index in (("output", 1), ("errors", 2)):
-            ids = [pair[index] for pair in file_pairs(self._batches) if pair[index]]
-            if not ids:
-                paths.append(None)
-                continue
-            target = out_dir / f"{self.batch_id}_{kind}.jsonl"
-            if len(ids) == 1:
-                paths.append(self._download_file(ids[0], target))
-                continue
-            with open(target, "wb") as joined:
-                for file_id in ids:
-                    part = self._download_file(file_id, out_dir / f".{file_id}.part")
-                    with open(part, "rb") as f:
-                        shutil.copyfileobj(f, joined, 1 << 20)
-                    part.unlink()
-            paths.append(target)
-        return paths[0], paths[1]
+        return download_files(self, directory)
 
     def result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
         """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
