@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from flows_harness import PrefectServer, shared_prefect_server
+from flows_harness import PrefectServer, in_process_prefect, shared_prefect_server
 
 
 @pytest.fixture(scope="session")
@@ -18,21 +18,7 @@ def prefect_server() -> PrefectServer:
 @pytest.fixture(scope="session")
 def prefect_api(prefect_server: PrefectServer) -> Iterator[PrefectServer]:
     """Point this process's Prefect at the session server and its PREFECT_HOME; heartbeats off."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_HOME,
-        PREFECT_LOCAL_STORAGE_PATH,
-        temporary_settings,
-    )
-
-    with temporary_settings(
-        updates={
-            PREFECT_API_URL: prefect_server.api_url,
-            PREFECT_HOME: str(prefect_server.home),
-            PREFECT_LOCAL_STORAGE_PATH: str(prefect_server.home / "storage"),
-            "flows.heartbeat_frequency": None,  # type: ignore[dict-item]
-        }
-    ):
+    with in_process_prefect(prefect_server):
         yield prefect_server
 
 

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,27 @@ def shared_prefect_server() -> PrefectServer:
         _shared = start_prefect_server(home)
         atexit.register(_shared.stop)
     return _shared
+
+
+@contextmanager
+def in_process_prefect(server: PrefectServer) -> Iterator[PrefectServer]:
+    """Point this process's Prefect at `server` and its PREFECT_HOME, heartbeats off, for the block."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        PREFECT_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+
+    with temporary_settings(
+        updates={
+            PREFECT_API_URL: server.api_url,
+            PREFECT_HOME: str(server.home),
+            PREFECT_LOCAL_STORAGE_PATH: str(server.home / "storage"),
+            "flows.heartbeat_frequency": None,  # type: ignore[dict-item]
+        }
+    ):
+        yield server
 
 
 def batch_openai_cmd(*args: str) -> list[str]:

@@ -36,22 +36,9 @@ def fast_client(fast_server: LocalBatchServer) -> Any:
 @pytest.fixture
 def frames_prefect_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Point this process's Prefect at the session's Prefect server; heartbeats off; work in tmp_path."""
-    from flows_harness import shared_prefect_server
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_HOME,
-        PREFECT_LOCAL_STORAGE_PATH,
-        temporary_settings,
-    )
+    from flows_harness import in_process_prefect, shared_prefect_server
 
     server = shared_prefect_server()
     monkeypatch.chdir(tmp_path)
-    with temporary_settings(
-        updates={
-            PREFECT_API_URL: server.api_url,
-            PREFECT_HOME: str(server.home),
-            PREFECT_LOCAL_STORAGE_PATH: str(server.home / "storage"),
-            "flows.heartbeat_frequency": None,  # type: ignore[dict-item]
-        }
-    ):
+    with in_process_prefect(server):
         yield server

@@ -18,7 +18,7 @@ _FLOWS_TESTS = str(Path(__file__).resolve().parents[1] / "flows")
 if _FLOWS_TESTS not in sys.path:
     sys.path.insert(0, _FLOWS_TESTS)
 
-from flows_harness import PrefectServer, shared_prefect_server  # noqa: E402
+from flows_harness import PrefectServer, in_process_prefect, shared_prefect_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,21 +30,7 @@ def robust_prefect() -> PrefectServer:
 @pytest.fixture
 def robust_prefect_api(robust_prefect: PrefectServer) -> Iterator[PrefectServer]:
     """Point this process's Prefect at the session server and its PREFECT_HOME; heartbeats off."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_HOME,
-        PREFECT_LOCAL_STORAGE_PATH,
-        temporary_settings,
-    )
-
-    with temporary_settings(
-        updates={
-            PREFECT_API_URL: robust_prefect.api_url,
-            PREFECT_HOME: str(robust_prefect.home),
-            PREFECT_LOCAL_STORAGE_PATH: str(robust_prefect.home / "storage"),
-            "flows.heartbeat_frequency": None,  # type: ignore[dict-item]
-        }
-    ):
+    with in_process_prefect(robust_prefect):
         yield robust_prefect
 
 
