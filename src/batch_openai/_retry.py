@@ -77,6 +77,21 @@ def _next_delay(
     return wait
 
 
+def _delay_or_raise(
+    exc: Exception, attempt: int, auth_tries: int, policy: RetryPolicy, started: float, context: str
+) -> float:
+    """Seconds to wait before the next attempt, or raise `exc` as a library error when no retry is left."""
+    wait = _next_delay(exc, attempt, auth_tries, policy, started)
+    if wait is None:
+        mapped = translate(exc, attempts=attempt, context=context)
+        if mapped is None:
+            raise exc
+        raise mapped from exc
+    name = type(exc).__name__
+    log.info("batch_openai: %s failed (%s); retry %d in %.2fs", context or "call", name, attempt, wait)
+    return wait
+
+
 def call(fn: Callable[[], T], *, policy: RetryPolicy | None = None, context: str = "") -> T:
     """Run `fn` with retries; SDK errors come out as library errors (`BatchTransientError` etc.)."""
     policy = policy or DEFAULT_POLICY
@@ -91,20 +106,7 @@ def call(fn: Callable[[], T], *, policy: RetryPolicy | None = None, context: str
         except Exception as exc:
             if classify(exc) == "auth":
                 auth_tries += 1
-            wait = _next_delay(exc, attempt, auth_tries, policy, started)
-            if wait is None:
-                mapped = translate(exc, attempts=attempt, context=context)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-            log.info(
-                "batch_openai: %s failed (%s); retry %d in %.2fs",
-                context or "call",
-                type(exc).__name__,
-                attempt,
-                wait,
-            )
-            time.sleep(wait)
+            time.sleep(_delay_or_raise(exc, attempt, auth_tries, policy, started, context))
 
 
 async def acall(fn: Callable[[], Awaitable[T]], *, policy: RetryPolicy | None = None, context: str = "") -> T:
@@ -121,19 +123,6 @@ async def acall(fn: Callable[[], Awaitable[T]], *, policy: RetryPolicy | None = 
         except Exception as exc:
             if classify(exc) == "auth":
                 auth_tries += 1
-            wait = _next_delay(exc, attempt, auth_tries, policy, started)
-            if wait is None:
-                mapped = translate(exc, attempts=attempt, context=context)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-            log.info(
-                "batch_openai: %s failed (%s); retry %d in %.2fs",
-                context or "call",
-                type(exc).__name__,
-                attempt,
-                wait,
-            )
             import asyncio  # only async callers pay for it
 
-            await asyncio.sleep(wait)
+            await asyncio.sleep(_delay_or_raise(exc, attempt, auth_tries, policy, started, context))
