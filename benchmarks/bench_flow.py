@@ -67,7 +67,7 @@ def flow_job(src: str, out: str, base_url: str, poll: float) -> dict:
     this same process and kept apart from the job's own time.
     """
     t0 = time.perf_counter()
-    from flows import run_batch
+    from batch_openai.flows import run_batch
 
     startup = startup_probe()
     t1 = time.perf_counter()
@@ -185,7 +185,7 @@ def main() -> None:
     lib, flo = figures["library"], figures["flow"]
     w = 34
     imported = flo["fixed_s"] - flo["first_flow_call_s"] - flo["next_flow_call_s"]
-    print(f"{'import flows (and prefect)':>{w}}: {imported:.2f} s")
+    print(f"{'import batch_openai.flows (and prefect)':>{w}}: {imported:.2f} s")
     print(f"{'ephemeral server + no-op flow':>{w}}: {flo['first_flow_call_s']:.2f} s")
     print(f"{'next flow call':>{w}}: {flo['next_flow_call_s']:.2f} s")
     print(

@@ -3,7 +3,7 @@
     python examples/document_summarization.py [--out DIR]            # local Batch API, ephemeral Prefect
     python examples/document_summarization.py --openai [--out DIR]   # OpenAI's Batch API (OPENAI_API_KEY)
 
-The library builds and checks the requests (`BatchRequestBuilder.to_jsonl`); the flow (`flows.run_batch`)
+The library builds and checks the requests (`BatchRequestBuilder.to_jsonl`); the flow (`batch_openai.flows.run_batch`)
 shards, submits once, waits, collects and writes one row per document. Kill it and run the same command
 with the same `--out`: it re-attaches to the batch it made instead of paying for a second one. The rows
 load back as a `BatchResult`, so `.join()` pairs each summary with its document.
@@ -62,8 +62,8 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="summaries-"))
     out.mkdir(parents=True, exist_ok=True)
 
-    # Imported here because `import flows` loads Prefect (~1 s); the library alone does not.
-    from flows import run_batch, run_local_demo
+    # Imported here because `import batch_openai.flows` loads Prefect (~1 s); the library alone does not.
+    from batch_openai.flows import run_batch, run_local_demo
 
     requests = build_requests(out / "requests.jsonl", args.model)
     output = out / "summaries.jsonl"

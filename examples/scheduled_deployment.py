@@ -5,7 +5,7 @@
     python examples/scheduled_deployment.py --apply --pool NAME   # ... for the workers of a work pool
     python examples/scheduled_deployment.py --serve               # register it and run it here, on schedule
 
-The deployment runs `flows.batch_run_flow` (build → submit → wait → collect, resumable) every night at
+The deployment runs `batch_openai.flows.batch_run_flow` (build → submit → wait → collect, resumable) every night at
 02:00 in the chosen time zone. Its entrypoint is a module path, so a worker needs only the installed
 package. The API key is never a parameter: workers read OPENAI_API_KEY from their environment, or the flow
 loads the Prefect Secret block named by `api_key_block`. For YAML instead of Python, see
@@ -62,7 +62,7 @@ def build(schedule: Any, pool: str | None) -> Any:
     """The deployment object: flow, schedule and default parameters (no API call)."""
     from prefect.deployments.runner import EntrypointType
 
-    from flows import batch_run_flow
+    from batch_openai.flows import batch_run_flow
 
     # Checked against the flow's signature here, so a typo fails now rather than at 02:00.
     batch_run_flow.validate_parameters(PARAMETERS)

@@ -23,12 +23,12 @@ from typing import Any, Literal
 from prefect import flow, task
 from prefect.logging import get_run_logger
 
-from flows.artifacts import board_for, drop_board, estimate_cost, publish_summary
-from flows.caching import file_sha256
-from flows.output import check_output_path, convert_jsonl, infer_format
-from flows.results import USAGE_KEYS, concatenate, merge_rows, write_retry_input
-from flows.suspend import wait_by_suspending
-from flows.tasks import build_shards, collect_batch, submit_shard, wait_for_batch
+from batch_openai.flows.artifacts import board_for, drop_board, estimate_cost, publish_summary
+from batch_openai.flows.caching import file_sha256
+from batch_openai.flows.output import check_output_path, convert_jsonl, infer_format
+from batch_openai.flows.results import USAGE_KEYS, concatenate, merge_rows, write_retry_input
+from batch_openai.flows.suspend import wait_by_suspending
+from batch_openai.flows.tasks import build_shards, collect_batch, submit_shard, wait_for_batch
 
 WORK_DIR_ENV = "BATCH_OPENAI_WORK_DIR"
 DEFAULT_WORK_DIR = ".batch_openai/work"
@@ -45,8 +45,8 @@ def work_root(work_dir: str | None = None) -> Path:
 def render_input(
     records_path: str, target: str, prompt_template: str, model: str, id_field: str, system_prompt: str | None
 ) -> str:
-    """Template mode: write one chat request per record (see `flows.template`)."""
-    from flows.template import render_requests
+    """Template mode: write one chat request per record (see `batch_openai.flows.template`)."""
+    from batch_openai.flows.template import render_requests
 
     return str(
         render_requests(
@@ -104,7 +104,7 @@ def _replace_lost_reattached(
     """
     from prefect.runtime import flow_run
 
-    from flows.suspend import check_batches
+    from batch_openai.flows.suspend import check_batches
 
     run_id = str(flow_run.id or "")
     old = {fp: sub["batch_id"] for fp, (_, sub) in current.items() if sub["flow_run_id"] != run_id}
@@ -284,7 +284,7 @@ def batch_run_flow(
     if prompt_template:
         if not model:
             raise ValueError("template mode needs `model`: the model every rendered request uses")
-        from flows.template import render_key
+        from batch_openai.flows.template import render_key
 
         key = render_key(input_path, template=prompt_template, model=model, id=id_field, system=system_prompt)
         run_dir = root / f"t-{key}"

@@ -129,7 +129,7 @@ def shard_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     The service (base URL, never the key) is part of the key so a batch made on the local server is
     never "re-attached" when the same shard later goes to OpenAI.
     """
-    from flows.client import resolve_base_url
+    from batch_openai.flows.client import resolve_base_url
 
     path = parameters.get("shard_path")
     sha = file_sha256(path) if path and Path(path).exists() else str(parameters["fingerprint"])

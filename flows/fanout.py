@@ -16,9 +16,9 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.batch_flow import merge_output, work_root
-from flows.caching import file_sha256
-from flows.tasks import build_shards
+from batch_openai.flows.batch_flow import merge_output, work_root
+from batch_openai.flows.caching import file_sha256
+from batch_openai.flows.tasks import build_shards
 
 
 @flow(name="batch-openai-fanout", persist_result=True, result_serializer="json", log_prints=False)

@@ -1,6 +1,6 @@
 """Turning a terminal batch into output rows, and merging rounds into the final output file.
 
-Rows are plain dicts (`flows.output.ROW_FIELDS`), one per input `custom_id`, written as JSONL files on
+Rows are plain dicts (`batch_openai.flows.output.ROW_FIELDS`), one per input `custom_id`, written as JSONL files on
 disk; only small summaries (counts, usage) travel through Prefect.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from flows.classify import count_outcomes, is_retryable_row
-from flows.output import atomic_binary, dumps_row
+from batch_openai.flows.classify import count_outcomes, is_retryable_row
+from batch_openai.flows.output import atomic_binary, dumps_row
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 

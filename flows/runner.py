@@ -26,7 +26,7 @@ def run_batch(
     Uses the Prefect server in `PREFECT_API_URL`, or an ephemeral one when it is unset. `options` are the
     flow's parameters (`description`, `max_rounds`, `batch_size`, `poll_interval`, `base_url`, ...).
     """
-    from flows.batch_flow import batch_run_flow
+    from batch_openai.flows.batch_flow import batch_run_flow
 
     with fast_flow_calls():
         return batch_run_flow(input_path=str(input_path), output_path=str(output_path), **options)

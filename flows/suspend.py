@@ -38,7 +38,7 @@ def check_batches(
 ) -> dict[str, str]:
     """The current status of each batch (`gone` for one that no longer exists)."""
     from batch_openai import BatchJob, BatchNotFoundError
-    from flows.client import build_client
+    from batch_openai.flows.client import build_client
 
     client = build_client(base_url, api_key_block)
     out: dict[str, str] = {}

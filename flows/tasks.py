@@ -1,6 +1,6 @@
 """The flow's Prefect tasks: build → submit → wait → collect. They pass paths and ids, never big objects.
 
-Each task builds its own `openai` client (see `flows.client`), so no task parameter, result or log
+Each task builds its own `openai` client (see `batch_openai.flows.client`), so no task parameter, result or log
 holds the API key. The submit task is the only cached one: it is the one that spends money.
 """
 
@@ -16,12 +16,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from flows.caching import submit_cache_policy
-from flows.classify import batch_failed_for_token_limit
-from flows.client import build_client
-from flows.output import atomic_binary
-from flows.results import collect_rows, count_lines
-from flows.tracking import record_batch
+from batch_openai.flows.caching import submit_cache_policy
+from batch_openai.flows.classify import batch_failed_for_token_limit
+from batch_openai.flows.client import build_client
+from batch_openai.flows.output import atomic_binary
+from batch_openai.flows.results import collect_rows, count_lines
+from batch_openai.flows.tracking import record_batch
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 FINGERPRINT_KEY = "batch_openai_fingerprint"
@@ -94,7 +94,7 @@ def submit_shard(
 ) -> dict[str, Any]:
     """Upload one shard and create its batch, or find the batch an earlier try already made.
 
-    Cached by content (see `flows.caching`); the fingerprint also goes into the batch metadata so a
+    Cached by content (see `batch_openai.flows.caching`); the fingerprint also goes into the batch metadata so a
     lost create answer or a lost cache record is recovered from `batches.list` instead of paying twice.
     """
     from batch_openai import submit_file
@@ -145,7 +145,7 @@ def wait_for_batch(
     """
     from batch_openai import BatchJob, BatchNotFoundError, OpenAIBatchError
     from batch_openai._job import LATE_FILE_POLLS, files_settled
-    from flows.artifacts import board_for
+    from batch_openai.flows.artifacts import board_for
 
     log = get_run_logger()
     client = build_client(base_url, api_key_block)

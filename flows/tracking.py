@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 BatchEvent = Literal["created", "attached", "status"]
 
-_log = logging.getLogger("flows.tracking")
+_log = logging.getLogger("batch_openai.flows.tracking")
 
 
 def record_batch(batch: Any, *, event: BatchEvent, description: str | None = None) -> None:

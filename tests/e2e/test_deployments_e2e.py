@@ -82,7 +82,7 @@ def test_suspended_run_is_resumed_by_the_collector_without_a_second_batch(
     from prefect import get_client
     from prefect.deployments import run_deployment
 
-    from flows import collector_flow
+    from batch_openai.flows import collector_flow
 
     src = write_requests(tmp_path / "in.jsonl", 6, prefix="sus")
     out = tmp_path / "out.jsonl"
@@ -131,7 +131,7 @@ def test_suspended_run_is_resumed_by_the_collector_without_a_second_batch(
 def test_fanout_shares_one_job_between_two_workers(prefect_client_settings: Stack, tmp_path: Path):
     from prefect import get_client
 
-    from flows import shard_fanout_flow
+    from batch_openai.flows import shard_fanout_flow
 
     start_worker(prefect_client_settings, "worker-b")
     src = write_requests(tmp_path / "in.jsonl", 8, prefix="fan")

@@ -14,7 +14,7 @@ import pytest
 from api_doc import documented_signatures, public_members
 
 import batch_openai
-import flows
+from batch_openai import flows
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"

@@ -186,7 +186,7 @@ def test_scheduled_deployment_is_stored_with_its_schedule(
     assert s["next_runs"] == "2"
     api = examples_prefect.api_url
     dep = httpx.get(f"{api}/deployments/name/batch-openai-run/nightly-summaries", timeout=10).json()
-    assert dep["entrypoint"] == "flows.batch_flow.batch_run_flow"
+    assert dep["entrypoint"] == "batch_openai.flows.batch_flow.batch_run_flow"
     assert dep["parameters"]["wait_mode"] == "suspend"
     assert dep["parameters"]["prompt_template"].startswith("Summarise")
     assert (dep.get("global_concurrency_limit") or {}).get("limit") == 1, dep

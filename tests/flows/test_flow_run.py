@@ -8,7 +8,7 @@ from pathlib import Path
 from flows_harness import count_batches, read_rows, wait_until, write_requests
 
 from batch_openai.local import LocalBatchServer
-from flows import run_batch
+from batch_openai.flows import run_batch
 
 
 def _batches(server: LocalBatchServer) -> list:
@@ -173,7 +173,7 @@ def test_a_batch_that_can_never_be_enqueued_is_reported_failed_with_its_reason(
 ):
     # The shard alone is over the enqueued-token limit: every resubmission fails validation, so after the
     # bounded number of on-purpose resubmissions each line is reported `failed` with the batch's reason.
-    from flows.batch_flow import MAX_RESUBMITS
+    from batch_openai.flows.batch_flow import MAX_RESUBMITS
 
     src = write_requests(tmp_path / "in.jsonl", 3, prefix="big")
     out = tmp_path / "out.jsonl"
@@ -240,7 +240,7 @@ def test_a_cached_batch_that_no_longer_exists_is_resubmitted(prefect_api, api_ke
 
 
 def test_local_demo_runs_the_bundled_job(prefect_api, tmp_path: Path, monkeypatch):
-    from flows import run_local_demo
+    from batch_openai.flows import run_local_demo
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the demo needs no key of yours
     summary = run_local_demo(tmp_path / "demo.jsonl", step_seconds=0.0, poll_interval=0.05)

@@ -8,7 +8,7 @@ import pytest
 from flows_harness import PrefectServer, write_requests
 
 from batch_openai.local import LocalBatchServer
-from flows import run_batch
+from batch_openai.flows import run_batch
 
 
 def _prefect_bytes(server: PrefectServer) -> bytes:
@@ -100,7 +100,7 @@ def test_a_rejected_key_is_not_echoed_in_the_error(
 def test_missing_key_is_a_clear_error_before_anything_is_uploaded(
     prefect_api: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from flows.client import MissingAPIKeyError
+    from batch_openai.flows.client import MissingAPIKeyError
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     src = write_requests(tmp_path / "in.jsonl", 2, prefix="nokey")

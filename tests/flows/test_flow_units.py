@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import pytest
 from flows_harness import read_rows, write_requests
 
-from flows.caching import StaleAwareLockManager, file_sha256, shard_cache_key
-from flows.classify import batch_failed_for_token_limit, is_retryable_row
-from flows.output import convert_jsonl, infer_format, write_jsonl
-from flows.results import merge_rows, write_retry_input
-from flows.template import render_requests, template_fields
+from batch_openai.flows.caching import StaleAwareLockManager, file_sha256, shard_cache_key
+from batch_openai.flows.classify import batch_failed_for_token_limit, is_retryable_row
+from batch_openai.flows.output import convert_jsonl, infer_format, write_jsonl
+from batch_openai.flows.results import merge_rows, write_retry_input
+from batch_openai.flows.template import render_requests, template_fields
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_token_limit_is_read_from_batch_errors_in_either_shape():
 
 
 def test_an_output_path_that_can_never_be_written_is_refused(tmp_path: Path):
-    from flows.output import OutputPathError, check_output_path
+    from batch_openai.flows.output import OutputPathError, check_output_path
 
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("x")

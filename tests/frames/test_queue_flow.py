@@ -29,7 +29,7 @@ def test_flow_paces_shards_under_the_cap_and_prices_from_the_library(
 ) -> None:
     from flows_harness import read_rows, write_requests
 
-    from flows.runner import run_batch
+    from batch_openai.flows.runner import run_batch
 
     src = write_requests(tmp_path / "in.jsonl", 12, prefix="pace")
     out = tmp_path / "out.jsonl"
@@ -59,7 +59,7 @@ def test_flow_refuses_a_shard_over_the_cap_before_submitting(
 ) -> None:
     from flows_harness import write_requests
 
-    from flows.runner import run_batch
+    from batch_openai.flows.runner import run_batch
 
     src = write_requests(tmp_path / "in.jsonl", 8, prefix="huge")
     with LocalBatchServer(step_seconds=0.0, api_key=frames_api_key) as server:

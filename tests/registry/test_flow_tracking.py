@@ -17,7 +17,7 @@ def test_a_flow_run_leaves_terminal_records_naming_itself(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
-    from flows import run_batch
+    from batch_openai.flows import run_batch
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-registry-flow-test")
     monkeypatch.chdir(tmp_path)

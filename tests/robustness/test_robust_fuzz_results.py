@@ -2,7 +2,7 @@
 
 Each line must become an outcome: a well-formed line the one the contract gives it, anything else a
 `failed` item whose `error` says why; every expected custom_id ends up exactly once. Both the library
-(`BatchResult.from_files`) and the flow's collect path (`flows.results.collect_rows`) are fed.
+(`BatchResult.from_files`) and the flow's collect path (`batch_openai.flows.results.collect_rows`) are fed.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def _completed_batch(server: LocalBatchServer, n: int) -> tuple[Any, list[str], 
 @pytest.mark.parametrize("damage", ["corrupt-line", "torn-tail"])
 def test_flow_collect_turns_a_damaged_output_file_into_rows(damage: str, tmp_path: Path):
     """The flow's collect step on a real batch whose stored output file was damaged on the server."""
-    from flows.results import collect_rows
+    from batch_openai.flows.results import collect_rows
 
     with LocalBatchServer(step_seconds=0.0, state_dir=tmp_path / "state") as server:
         batch, ids, shard = _completed_batch(server, 6)

@@ -58,7 +58,7 @@ def run(
     except BatchValidationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    from flows.output import OutputPathError, check_output_path  # light: no Prefect
+    from batch_openai.flows.output import OutputPathError, check_output_path  # light: no Prefect
 
     try:
         check_output_path(output)
@@ -69,7 +69,7 @@ def run(
         typer.echo("error: --batch-size and --max-rounds must be >= 1 and --poll-interval > 0", err=True)
         raise typer.Exit(2)
     if api_key_block is None:
-        from flows.client import MissingAPIKeyError, resolve_api_key
+        from batch_openai.flows.client import MissingAPIKeyError, resolve_api_key
 
         try:
             resolve_api_key(None)
@@ -78,7 +78,7 @@ def run(
             raise typer.Exit(2) from None
 
     from batch_openai.cli._context import OPTIONS
-    from flows.runner import run_batch
+    from batch_openai.flows.runner import run_batch
 
     if not OPTIONS.debug:
         _one_line_console_logs()

@@ -113,7 +113,7 @@ def run_demo(
     step_seconds: float = 0.2,
 ) -> DemoReport:
     """Run the demo job end to end and return what it produced."""
-    from flows.runner import run_batch, run_local_demo
+    from batch_openai.flows.runner import run_batch, run_local_demo
 
     workdir.mkdir(parents=True, exist_ok=True)
     requests = build_requests(load_reviews(limit=limit), workdir / "requests.jsonl")
