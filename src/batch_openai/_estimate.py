@@ -1,7 +1,7 @@
 """Token and cost estimates before submitting: input tokens from the request bodies, output from their limits.
 
 No tokenizer ships offline (tiktoken's encodings are downloaded on first use), so input tokens use the one
-heuristic the local server also uses for usage and its enqueued-token limit (`batch_openai.local.tokens`):
+heuristic the local server also uses for usage and its enqueued-token limit (`batch_openai.tokens`):
 a token is a run of up to 4 letters, up to 3 digits or one symbol (~4 characters of English), plus 3 tokens
 per chat message and 3 for the reply. Real counts differ by roughly ±10-20 % on English text, more on code
 or other languages; treat the figures as estimates.
@@ -11,27 +11,21 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from batch_openai._pricing import PriceLike, price_for
+from batch_openai.tokens import request_input_tokens
 
 __all__ = ["CostEstimate", "estimate_cost", "file_input_tokens", "input_tokens", "max_output_tokens"]
 
 
-def _token_counter() -> Callable[[str, dict[str, Any]], int]:
-    """The local server's `request_input_tokens` (`batch_openai.local` loads its server lazily)."""
-    from batch_openai.local.tokens import request_input_tokens
-
-    return request_input_tokens
-
-
 def input_tokens(endpoint: str, body: dict[str, Any]) -> int:
     """Estimated input tokens of one request body (the local server's rule)."""
-    return _token_counter()(endpoint, body)
+    return request_input_tokens(endpoint, body)
 
 
 def max_output_tokens(endpoint: str, body: Mapping[str, Any]) -> int | None:
@@ -56,7 +50,7 @@ def max_output_tokens(endpoint: str, body: Mapping[str, Any]) -> int | None:
 
 def file_input_tokens(path: str | os.PathLike[str], endpoint: str | None = None) -> int:
     """Estimated input tokens of a batch-input JSONL file (what the service counts against its queue)."""
-    count = _token_counter()
+    count = request_input_tokens
     total = 0
     with open(path, "rb") as f:
         for raw in f:
@@ -127,7 +121,7 @@ def estimate_cost(
     requests: Iterable[tuple[str, str, dict[str, Any]]], prices: Mapping[str, PriceLike] | None = None
 ) -> CostEstimate:
     """Estimate the cost of (endpoint, model, body) requests at batch prices."""
-    count = _token_counter()
+    count = request_input_tokens
     acc: dict[str, _Acc] = {}
     for endpoint, model, body in requests:
         a = acc.setdefault(model, _Acc())

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from batch_openai.local import LocalBatchServer, MockResponder
 from batch_openai.local.schema_gen import generate
-from batch_openai.local.tokens import count_tokens, split_tokens
+from batch_openai.tokens import count_tokens, split_tokens
 
 
 class Address(BaseModel):

@@ -2,7 +2,8 @@
 
 `LocalBatchServer` serves it in a thread; `batch-openai local serve` runs it as a process.
 The names below are loaded on first use (module `__getattr__`), so importing a light submodule such as
-`batch_openai.local.tokens` does not pull in FastAPI and uvicorn.
+`batch_openai.local.config` does not pull in FastAPI and uvicorn. The server imports the core only
+(its token estimate is `batch_openai.tokens`); nothing in the core imports the server.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import orjson
 from batch_openai.local.config import ServerConfig
 from batch_openai.local.progress import CHUNK, Progress, failure_body, scan_work
 from batch_openai.local.store import BatchRecord, Store, now
-from batch_openai.local.tokens import request_input_tokens
 from batch_openai.local.validation import LineError, ValidatedFile, token_limit_error, validate_file
+from batch_openai.tokens import request_input_tokens
 
 #: A responder answers one request body: (status_code, response body).
 SyncRespond = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]

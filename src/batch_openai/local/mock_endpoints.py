@@ -16,7 +16,7 @@ import orjson
 
 from batch_openai.local import mock_text as txt
 from batch_openai.local.schema_gen import generate
-from batch_openai.local.tokens import count_tokens, request_input_tokens
+from batch_openai.tokens import count_tokens, request_input_tokens
 
 _REASONING_PREFIXES = ("gpt-5", "o1", "o3", "o4")
 _EMBED_DIMS = {"text-embedding-3-large": 3072, "text-embedding-3-small": 1536, "text-embedding-ada-002": 1536}

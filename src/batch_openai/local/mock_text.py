@@ -7,7 +7,7 @@ import random
 import re
 from typing import Any
 
-from batch_openai.local.tokens import split_tokens, truncate_tokens
+from batch_openai.tokens import split_tokens, truncate_tokens
 
 VOCAB = (
     "the",

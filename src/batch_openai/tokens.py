@@ -1,10 +1,12 @@
-"""The one token estimate the mock uses for prompts, outputs, usage and the enqueued-token limit.
+"""The one token estimate: the library's cost and queue estimates, and the local server's usage and limits.
 
 A token is a run of up to 4 letters, up to 3 digits, or one other symbol, together with the
 whitespace before it (a close match to BPE tokenizers on English text: about 4 characters a
 token). Chat prompts add 3 tokens per message and 3 for the reply, as OpenAI's cookbook counts;
 an image part counts 85 tokens. Splitting text this way and joining the pieces gives the text back,
 so the same rule also cuts outputs at `max_tokens` and yields the tokens of `logprobs`.
+
+Part of the core (no FastAPI, no Prefect): `batch_openai.local` imports it from here, never the reverse.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ import re
 from typing import Any
 
 import orjson
+
+__all__ = [
+    "PER_IMAGE",
+    "PER_MESSAGE",
+    "PER_REPLY",
+    "TOKEN_RE",
+    "content_tokens",
+    "count_tokens",
+    "messages_tokens",
+    "request_input_tokens",
+    "split_tokens",
+    "truncate_tokens",
+]
 
 TOKEN_RE = re.compile(r"\s*(?:[^\W\d_]{1,4}|\d{1,3}|[^\w\s]|_)|\s+")
 PER_MESSAGE = 3
