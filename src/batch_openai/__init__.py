@@ -41,7 +41,7 @@ from batch_openai._submit import FINGERPRINT_KEY, find_batch_by_fingerprint, sub
 from batch_openai._usage import TokenCounts, TokenUsage
 
 if TYPE_CHECKING:
-    from batch_openai._async import async_find_batch_by_fingerprint, async_submit_file
+    from batch_openai._submit import async_find_batch_by_fingerprint, async_submit_file
     from batch_openai._registry import BatchRecord, BatchRegistry
 
 __version__ = "0.5.0.dev0"
@@ -90,8 +90,8 @@ __all__ = [
 _LAZY = {
     "BatchRegistry": "batch_openai._registry",
     "BatchRecord": "batch_openai._registry",
-    "async_submit_file": "batch_openai._async",
-    "async_find_batch_by_fingerprint": "batch_openai._async",
+    "async_submit_file": "batch_openai._submit",
+    "async_find_batch_by_fingerprint": "batch_openai._submit",
 }
 
 

@@ -384,18 +384,24 @@ class BatchRequestBuilder:
         (polling every `queue_poll_interval` s). A shard alone over the cap is refused before any upload.
         `registry`: a `BatchRegistry` recording each batch once created and every change `refresh()` sees.
         """
-        from batch_openai._builder_submit import submit
+        from batch_openai._builder_submit import submit_steps
+        from batch_openai._retry import no_sdk_retries
+        from batch_openai._steps import run_sync
 
-        return submit(
-            self,
-            client,
-            description=description,
-            metadata=metadata,
-            max_requests=max_requests,
-            retry=retry,
-            max_enqueued_tokens=max_enqueued_tokens,
-            queue_poll_interval=queue_poll_interval,
-            registry=registry,
+        c = no_sdk_retries(client)
+        return run_sync(
+            submit_steps(
+                self,
+                c,
+                description=description,
+                metadata=metadata,
+                max_requests=max_requests,
+                retry=retry,
+                max_enqueued_tokens=max_enqueued_tokens,
+                queue_poll_interval=queue_poll_interval,
+                registry=registry,
+            ),
+            c,
         )
 
     async def async_submit(
@@ -406,17 +412,27 @@ class BatchRequestBuilder:
         metadata: Mapping[str, str] | None = None,
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
+        max_enqueued_tokens: int | Mapping[str, int] | None = None,
+        queue_poll_interval: float = 30.0,
         registry: BatchRegistry | None = None,
     ) -> BatchJob:
-        """Async twin of `submit`, for an `openai.AsyncOpenAI` client."""
-        from batch_openai._builder_submit import async_submit
+        """Async twin of `submit` (every option included), for an `openai.AsyncOpenAI` client."""
+        from batch_openai._builder_submit import submit_steps
+        from batch_openai._retry import no_sdk_retries
+        from batch_openai._steps import run_async
 
-        return await async_submit(
-            self,
-            async_client,
-            description=description,
-            metadata=metadata,
-            max_requests=max_requests,
-            retry=retry,
-            registry=registry,
+        c = no_sdk_retries(async_client)
+        return await run_async(
+            submit_steps(
+                self,
+                c,
+                description=description,
+                metadata=metadata,
+                max_requests=max_requests,
+                retry=retry,
+                max_enqueued_tokens=max_enqueued_tokens,
+                queue_poll_interval=queue_poll_interval,
+                registry=registry,
+            ),
+            c,
         )

@@ -1,36 +1,38 @@
-"""`BatchJob`: one submitted job (one batch, or one per shard) — refresh, cancel, wait, download, result.
+"""`BatchJob`: one submitted job (one batch, or one per shard): refresh, cancel, settle, wait, result.
 
-The sync methods need an `openai.OpenAI` client; the `async_*` / `await_completion` methods need an
-`openai.AsyncOpenAI` one (their bodies live in `_async.py`). The pure decisions both share (aggregate
-status, "are the files there yet", when to poll) live in `_job_state.py`.
+Every operation is written once, as steps (see `_steps.py`): the sync methods drive them with an
+`openai.OpenAI` client, their `async_*` twins with an `openai.AsyncOpenAI` one. The rules they apply
+(statuses, cadence, late files, requeues) come from `batch_openai.lifecycle`.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from batch_openai._download import download as download_files
-from batch_openai._errors import BatchConflictError, BatchTimeoutError, OpenAIBatchError
-from batch_openai._job_state import (  # re-exported: callers import these from _job
-    LATE_FILE_INTERVAL,
+from batch_openai._errors import BatchConflictError, BatchJobError, BatchTimeoutError, OpenAIBatchError
+from batch_openai._jsonl import ensure_dir
+from batch_openai._result import BatchResult
+from batch_openai._retry import RetryPolicy, no_sdk_retries
+from batch_openai._steps import Blocking, Download, Sleep, Steps, retried_call, run_async, run_sync
+from batch_openai._tracking import changed, track_all, track_steps
+from batch_openai._usage import batch_usage_of
+from batch_openai.lifecycle import (
+    DEFAULT_MAX_POLL_INTERVAL,
     LATE_FILE_POLLS,
     TERMINAL,
+    PollCadence,
     aggregate_status,
-    file_pairs,
     files_settled,
-    job_error,
-    next_poll,
-    single_endpoint,
+    is_settled,
+    request_counts,
 )
-from batch_openai._result import BatchResult
-from batch_openai._retry import RetryPolicy, call, no_sdk_retries
-from batch_openai._tracking import changed, track_all, track_batch
-from batch_openai._usage import batch_usage_of
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -38,18 +40,9 @@ if TYPE_CHECKING:
     from batch_openai._queue import TokenQueue
     from batch_openai._registry import BatchRegistry
 
-__all__ = [
-    "LATE_FILE_INTERVAL",
-    "LATE_FILE_POLLS",
-    "TERMINAL",
-    "BatchJob",
-    "aggregate_status",
-    "file_pairs",
-    "files_settled",
-    "job_error",
-    "next_poll",
-    "single_endpoint",
-]
+__all__ = ["BatchJob", "job_error"]
+
+ProgressHook = Callable[["Batch"], Any]
 
 
 class BatchJob:
@@ -74,6 +67,69 @@ class BatchJob:
 
     # ---------------------------------------------------------------- construction
     @classmethod
+    def attached(
+        cls,
+        client: Any,
+        batches: Sequence[Batch],
+        *,
+        expected_ids: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
+        registry: BatchRegistry | None = None,
+        track: bool = True,
+        token_queue: TokenQueue | None = None,
+    ) -> BatchJob:
+        """A job over `batches` that keeps `registry`'s records current (each batch tracked now when `track`).
+
+        `token_queue`: the queue a paced submit used, so that `wait()` requeues with its token estimates.
+        """
+        job = cls(client, batches, expected_ids=expected_ids, retry=retry)
+        job._registry = registry
+        job._token_queue = token_queue
+        if track:
+            track_all(registry, job._batches)
+        return job
+
+    async def async_attach(self, registry: BatchRegistry | None) -> Self:
+        """Keep `registry` current from now on; every batch is tracked now, in a thread (a Prefect write)."""
+        import asyncio
+
+        self._registry = registry
+        if registry is not None:
+            await asyncio.to_thread(track_all, registry, self._batches)
+        return self
+
+    @staticmethod
+    def _reconnect_steps(batch_ids: Sequence[str], retry: RetryPolicy | None) -> Steps[list[Batch]]:
+        from batch_openai._errors import BatchValidationError
+
+        batches = []
+        for batch_id in batch_ids:
+            if not isinstance(batch_id, str) or not batch_id.strip():
+                raise BatchValidationError(
+                    f"batch id {batch_id!r} is empty; pass the id of a batch (e.g. 'batch_abc123')"
+                )
+            batch = yield from retried_call(
+                lambda c, b=batch_id: c.batches.retrieve(b), policy=retry, context=f"retrieving {batch_id}"
+            )
+            batches.append(batch)
+        return batches
+
+    @classmethod
+    def from_ids(
+        cls,
+        client: Any,
+        batch_ids: Sequence[str],
+        *,
+        expected_ids: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
+        registry: BatchRegistry | None = None,
+    ) -> BatchJob:
+        """Reconnect to a (sharded) job by its batch ids; `registry` records it and keeps it current."""
+        c = no_sdk_retries(client)
+        batches = run_sync(cls._reconnect_steps(batch_ids, retry), c)
+        return cls.attached(c, batches, expected_ids=expected_ids, retry=retry, registry=registry)
+
+    @classmethod
     def from_id(
         cls,
         client: Any,
@@ -84,26 +140,22 @@ class BatchJob:
         registry: BatchRegistry | None = None,
     ) -> BatchJob:
         """Reconnect to an existing batch by id (one API call); `registry` records it and keeps it current."""
-        c = no_sdk_retries(client)
-        batch = call(lambda: c.batches.retrieve(batch_id), policy=retry, context=f"retrieving {batch_id}")
-        return cls(c, [batch], expected_ids=expected_ids, retry=retry)._attach(registry)
+        return cls.from_ids(client, [batch_id], expected_ids=expected_ids, retry=retry, registry=registry)
 
     @classmethod
-    def from_ids(
+    async def async_from_ids(
         cls,
-        client: Any,
+        async_client: Any,
         batch_ids: Sequence[str],
         *,
         expected_ids: Sequence[str] | None = None,
         retry: RetryPolicy | None = None,
+        registry: BatchRegistry | None = None,
     ) -> BatchJob:
-        """Reconnect to a sharded job by its batch ids."""
-        c = no_sdk_retries(client)
-        batches = [
-            call(lambda b=b: c.batches.retrieve(b), policy=retry, context=f"retrieving {b}")
-            for b in batch_ids
-        ]
-        return cls(c, batches, expected_ids=expected_ids, retry=retry)
+        """Async twin of `from_ids`, for an `openai.AsyncOpenAI` client."""
+        c = no_sdk_retries(async_client)
+        batches = await run_async(cls._reconnect_steps(batch_ids, retry), c)
+        return await cls(c, batches, expected_ids=expected_ids, retry=retry).async_attach(registry)
 
     @classmethod
     async def async_from_id(
@@ -116,25 +168,9 @@ class BatchJob:
         registry: BatchRegistry | None = None,
     ) -> BatchJob:
         """Async twin of `from_id`, for an `openai.AsyncOpenAI` client."""
-        import asyncio
-
-        from batch_openai._retry import acall
-
-        c = no_sdk_retries(async_client)
-        batch = await acall(
-            lambda: c.batches.retrieve(batch_id), policy=retry, context=f"retrieving {batch_id}"
+        return await cls.async_from_ids(
+            async_client, [batch_id], expected_ids=expected_ids, retry=retry, registry=registry
         )
-        job = cls(c, [batch], expected_ids=expected_ids, retry=retry)._attach(registry, track=False)
-        if registry is not None:  # a Prefect write: off the event loop
-            await asyncio.to_thread(track_all, registry, job._batches)
-        return job
-
-    def _attach(self, registry: BatchRegistry | None, *, track: bool = True) -> Self:
-        """Keep `registry`'s records of this job current from now on (and track every batch now)."""
-        self._registry = registry
-        if track:
-            track_all(registry, self._batches)
-        return self
 
     # ---------------------------------------------------------------- state (no network)
     @property
@@ -192,107 +228,164 @@ class BatchJob:
         """Request counts (total, completed, failed), summed across shards."""
         from openai.types import BatchRequestCounts
 
-        total = completed = failed = 0
-        for b in self._batches:
-            if b.request_counts:
-                total += b.request_counts.total
-                completed += b.request_counts.completed
-                failed += b.request_counts.failed
-        return BatchRequestCounts(total=total, completed=completed, failed=failed)
+        sums = [sum(column) for column in zip(*(request_counts(b) for b in self._batches), strict=True)]
+        return BatchRequestCounts(total=sums[0], completed=sums[1], failed=sums[2])
 
     @property
     def errors(self) -> list[Any]:
         """Batch-level errors (`errors.data`) of every batch."""
         return [e for b in self._batches if b.errors and b.errors.data for e in b.errors.data]
 
-    def __repr__(self) -> str:
-        return f"BatchJob(batch_ids={self.batch_ids!r}, status={self.status!r})"
-
-    # ---------------------------------------------------------------- sync network
     @property
     def is_async(self) -> bool:
         """True when the job holds an `openai.AsyncOpenAI` client (use the `async_*` methods)."""
-        import inspect
-
         return inspect.iscoroutinefunction(self._client.batches.retrieve)
 
-    def _sync_only(self, method: str, twin: str) -> None:
-        if self.is_async:
-            raise TypeError(
-                f"this BatchJob holds an async client: use `await job.{twin}(...)`, not {method}()"
-            )
+    def __repr__(self) -> str:
+        return f"BatchJob(batch_ids={self.batch_ids!r}, status={self.status!r})"
 
-    def refresh(self, *, on_progress: Callable[[Batch], Any] | None = None) -> Self:
-        """Fetch the latest state of every batch that may still change."""
-        self._sync_only("refresh", "async_refresh")
-        fresh = []
-        for b in self._batches:
-            if b.status in TERMINAL and files_settled(b):
-                fresh.append(b)
-                continue
-            old = b
-            b = call(
-                lambda b=b: self._client.batches.retrieve(b.id), policy=self._retry, context=f"polling {b.id}"
+    # ---------------------------------------------------------------- drivers
+    def _run(self, steps: Steps[Any], method: str) -> Any:
+        if self.is_async:
+            steps.close()
+            raise TypeError(
+                f"this BatchJob holds an async client: use `await job.async_{method}(...)`, not {method}()"
             )
-            fresh.append(b)
-            if self._registry is not None and changed(old, b):
-                track_batch(self._registry, b)
+        return run_sync(steps, self._client)
+
+    async def _arun(self, steps: Steps[Any]) -> Any:
+        return await run_async(steps, self._client)
+
+    # ---------------------------------------------------------------- steps (written once)
+    def _track_steps(self, batch: Batch) -> Steps[None]:
+        return track_steps(self._registry, batch)
+
+    def _refresh_steps(self, on_progress: ProgressHook | None) -> Steps[Self]:
+        fresh = []
+        for old in self._batches:
+            if is_settled(old):
+                fresh.append(old)
+                continue
+            new = yield from retried_call(
+                lambda c, b=old.id: c.batches.retrieve(b), policy=self._retry, context=f"polling {old.id}"
+            )
+            fresh.append(new)
+            if changed(old, new):
+                yield from self._track_steps(new)
             if on_progress is not None:
-                on_progress(b)
+                on_progress(new)
         self._batches = fresh
         return self
 
-    def cancel(self) -> Self:
-        """Ask the service to cancel every unfinished batch (irreversible); finished shards are left alone."""
-        self._sync_only("cancel", "async_cancel")
+    def _cancel_steps(self) -> Steps[Self]:
         fresh = []
         for b in self._batches:
             if b.status in TERMINAL or b.status == "cancelling":
                 fresh.append(b)
                 continue
             try:
-                b = call(
-                    lambda b=b: self._client.batches.cancel(b.id),
-                    policy=self._retry,
-                    context=f"cancelling {b.id}",
+                b = yield from retried_call(
+                    lambda c, i=b.id: c.batches.cancel(i), policy=self._retry, context=f"cancelling {b.id}"
                 )
             except BatchConflictError:  # finished meanwhile: keep its real state
-                b = call(
-                    lambda b=b: self._client.batches.retrieve(b.id),
-                    policy=self._retry,
-                    context=f"polling {b.id}",
+                b = yield from retried_call(
+                    lambda c, i=b.id: c.batches.retrieve(i), policy=self._retry, context=f"polling {b.id}"
                 )
             fresh.append(b)
         self._batches = fresh
         return self
 
-    def wait(
+    def _settle_steps(
         self,
-        *,
-        poll_interval: float = 60,
-        on_progress: Callable[[Batch], Any] | None = None,
-        timeout: float | None = None,
-        token_limit_retries: int = 5,
-    ) -> BatchResult:
-        """Poll until every batch is terminal; return the result or raise `BatchJobError` (with partial).
-
-        A batch that fails with `token_limit_exceeded` is resubmitted (same uploaded file) once this job's
-        other batches of its model have left the queue, up to `token_limit_retries` times (0: never).
-        """
-        self._sync_only("wait", "await_completion")
+        poll_interval: float,
+        max_poll_interval: float,
+        on_progress: ProgressHook | None,
+        timeout: float | None,
+        token_limit_retries: int,
+    ) -> Steps[Self]:
+        """Poll with a growing cadence until every batch is terminal with its files, requeueing
+        token-limited batches on the way (see `_queue.py`)."""
         queue = self._queue_for(poll_interval, token_limit_retries)
+        cadence = PollCadence(poll_interval, max_poll_interval)
         deadline = None if timeout is None else time.monotonic() + timeout
         late = 0
         while True:
-            self.refresh(on_progress=on_progress)
-            pending = queue.requeue(self) if queue is not None else None
-            interval, late = next_poll(self, late, poll_interval, deadline, timeout)
-            if interval is None:
+            yield from self._refresh_steps(on_progress)
+            pending = None
+            if queue is not None:
+                pending = yield from queue.requeue_steps(self._batches, self._retry, self._track_steps)
+            if self.is_terminal and (all(files_settled(b) for b in self._batches) or late >= LATE_FILE_POLLS):
                 if pending is None:
-                    break
-                interval = self._requeue_pause(pending, deadline, timeout)
-            time.sleep(interval)
-        result = self.result()
+                    return self
+                interval = pending  # only a token-limited batch waits for its turn
+            elif self.is_terminal:
+                late += 1  # terminal, but a promised file id has not appeared yet: poll a little more
+                interval = cadence.late_file()
+            else:
+                interval = cadence.next()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    waiting = (
+                        "waiting to be resubmitted (enqueued-token limit)" if pending else f"{self.status!r}"
+                    )
+                    raise BatchTimeoutError(
+                        f"batch {self.batch_id} still {waiting} after {timeout}s; it keeps running — "
+                        "call wait() again or reconnect later with BatchJob.from_id",
+                        batch_id=self.batch_id,
+                        status=self.status,
+                    )
+                interval = min(interval, left)
+            yield Sleep(interval)
+
+    def _download_steps(self, directory: str | os.PathLike[str]) -> Steps[tuple[Path | None, Path | None]]:
+        out_dir = ensure_dir(directory)
+        paths: list[Path | None] = []
+        for kind, ids in (
+            ("output", [b.output_file_id for b in self._batches if b.output_file_id]),
+            ("errors", [b.error_file_id for b in self._batches if b.error_file_id]),
+        ):
+            target = out_dir / f"{self.batch_id}_{kind}.jsonl"
+            parts = []
+            for file_id in ids:
+                dest = target if len(ids) == 1 else out_dir / f".{file_id}.part"
+                op = Download(file_id, dest)
+                parts.append(
+                    (yield from retried_call(op, policy=self._retry, context=f"downloading {file_id}"))
+                )
+            if len(parts) > 1:  # shards: one file of each kind
+                yield Blocking(lambda t=target, p=parts: _concatenate(p, t))
+            paths.append(target if parts else None)
+        return paths[0], paths[1]
+
+    def _result_steps(self, expected_ids: Sequence[str] | None) -> Steps[BatchResult]:
+        if not self.is_terminal:
+            raise OpenAIBatchError(
+                f"batch {self.batch_id} is {self.status!r}, not finished; call wait() (or refresh()) first"
+            )
+        tmp = tempfile.TemporaryDirectory(prefix="batch_openai-result-")
+        output, errors = yield from self._download_steps(tmp.name)
+        endpoints = {b.endpoint for b in self._batches}
+        return BatchResult(
+            files=[p for p in (output, errors) if p is not None],
+            expected_ids=expected_ids if expected_ids is not None else self._expected,
+            endpoint=endpoints.pop() if len(endpoints) == 1 else None,
+            keepalive=tmp,
+            batch_usage=batch_usage_of(self._batches),
+        )
+
+    def _wait_steps(
+        self,
+        poll_interval: float,
+        max_poll_interval: float,
+        on_progress: ProgressHook | None,
+        timeout: float | None,
+        token_limit_retries: int,
+    ) -> Steps[BatchResult]:
+        yield from self._settle_steps(
+            poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
+        )
+        result = yield from self._result_steps(None)
         error = job_error(self, result)
         if error is not None:
             raise error
@@ -305,88 +398,130 @@ class BatchJob:
 
         if self._token_queue is None:
             self._token_queue = TokenQueue()
-        self._token_queue.poll_interval = poll_interval
+        self._token_queue.poll_interval = max(poll_interval, 0.05)
         self._token_queue.max_requeues = retries
         return self._token_queue
 
-    def _requeue_pause(self, pending: float, deadline: float | None, timeout: float | None) -> float:
-        """Seconds to sleep while only a token-limited batch waits for its turn (within the deadline)."""
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            raise BatchTimeoutError(
-                f"batch {self.batch_id} is waiting to be resubmitted (enqueued-token limit) after "
-                f"{timeout}s; call wait() again to carry on",
-                batch_id=self.batch_id,
-                status=self.status,
-            )
-        return pending if left is None else min(pending, left)
+    # ---------------------------------------------------------------- the public pairs: sync, then async
+    def refresh(self, *, on_progress: ProgressHook | None = None) -> Self:
+        """Fetch the latest state of every batch that may still change."""
+        return self._run(self._refresh_steps(on_progress), "refresh")
 
-    def download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
-        """Stream the output and error files to `directory`; shards are concatenated into one file each."""
-        self._sync_only("download", "async_download")
-        return download_files(self, directory)
-
-    def result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
-        """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
-        self._sync_only("result", "async_result")
-        if not self.is_terminal:
-            raise OpenAIBatchError(
-                f"batch {self.batch_id} is {self.status!r}, not finished; call wait() (or refresh()) first"
-            )
-        tmp = tempfile.TemporaryDirectory(prefix="batch_openai-result-")
-        output, errors = self.download(tmp.name)
-        files = [p for p in (output, errors) if p is not None]
-        ids = expected_ids if expected_ids is not None else self._expected
-        return BatchResult(
-            files=files,
-            expected_ids=ids,
-            endpoint=single_endpoint(self),
-            keepalive=tmp,
-            batch_usage=batch_usage_of(self._batches),
-        )
-
-    # ---------------------------------------------------------------- async (bodies in _async.py)
-    async def async_refresh(self, *, on_progress: Callable[[Batch], Any] | None = None) -> Self:
+    async def async_refresh(self, *, on_progress: ProgressHook | None = None) -> Self:
         """Async twin of `refresh`."""
-        from batch_openai._async import refresh
+        return await self._arun(self._refresh_steps(on_progress))
 
-        await refresh(self, on_progress)
-        return self
+    def cancel(self) -> Self:
+        """Ask the service to cancel every unfinished batch (irreversible); finished shards are left alone."""
+        return self._run(self._cancel_steps(), "cancel")
 
     async def async_cancel(self) -> Self:
         """Async twin of `cancel`."""
-        from batch_openai._async import cancel
+        return await self._arun(self._cancel_steps())
 
-        await cancel(self)
-        return self
-
-    async def await_completion(
+    def settle(
         self,
         *,
         poll_interval: float = 60,
-        on_progress: Callable[[Batch], Any] | None = None,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        on_progress: ProgressHook | None = None,
+        timeout: float | None = None,
+        token_limit_retries: int = 5,
+    ) -> Self:
+        """Poll until every batch is terminal and its result files are there; download nothing.
+
+        The interval starts at `poll_interval` and grows 1.5x per poll up to `max_poll_interval`. A batch
+        that fails with `token_limit_exceeded` is created again from the same uploaded file once this job's
+        other batches of its model have left the queue, up to `token_limit_retries` times (0: never).
+        `timeout` raises `BatchTimeoutError`; the batches keep running.
+        """
+        steps = self._settle_steps(
+            poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
+        )
+        return self._run(steps, "settle")
+
+    async def async_settle(
+        self,
+        *,
+        poll_interval: float = 60,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        on_progress: ProgressHook | None = None,
+        timeout: float | None = None,
+        token_limit_retries: int = 5,
+    ) -> Self:
+        """Async twin of `settle`."""
+        steps = self._settle_steps(
+            poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
+        )
+        return await self._arun(steps)
+
+    def wait(
+        self,
+        *,
+        poll_interval: float = 60,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        on_progress: ProgressHook | None = None,
         timeout: float | None = None,
         token_limit_retries: int = 5,
     ) -> BatchResult:
-        """Async twin of `wait` (token-limited batches are requeued the same way)."""
-        from batch_openai._async import wait
+        """`settle()`, then return the result, or raise `BatchJobError` (carrying the partial result)."""
+        steps = self._wait_steps(poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries)
+        return self._run(steps, "wait")
 
-        return await wait(
-            self,
-            poll_interval=poll_interval,
-            on_progress=on_progress,
-            timeout=timeout,
-            token_limit_retries=token_limit_retries,
-        )
+    async def async_wait(
+        self,
+        *,
+        poll_interval: float = 60,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        on_progress: ProgressHook | None = None,
+        timeout: float | None = None,
+        token_limit_retries: int = 5,
+    ) -> BatchResult:
+        """Async twin of `wait` (`await_completion` is the same method, by its documented name)."""
+        steps = self._wait_steps(poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries)
+        return await self._arun(steps)
 
-    async def async_result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
-        """Async twin of `result`."""
-        from batch_openai._async import result
+    await_completion = async_wait
 
-        return await result(self, expected_ids)
+    def download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
+        """Stream the output and error files to `directory`; shards are concatenated into one file each."""
+        return self._run(self._download_steps(directory), "download")
 
     async def async_download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
         """Async twin of `download`."""
-        from batch_openai._async import download
+        return await self._arun(self._download_steps(directory))
 
-        return await download(self, directory)
+    def result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
+        """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
+        return self._run(self._result_steps(expected_ids), "result")
+
+    async def async_result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
+        """Async twin of `result`."""
+        return await self._arun(self._result_steps(expected_ids))
+
+
+def _concatenate(parts: Sequence[Path], target: Path) -> None:
+    with open(target, "wb") as joined:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, joined, 1 << 20)
+            part.unlink()
+
+
+def job_error(job: BatchJob, result: BatchResult) -> BatchJobError | None:
+    """The `BatchJobError` that `wait` raises for this terminal job, or None when every batch completed."""
+    bad = [b for b in job.batches if b.status != "completed"]
+    if not bad:
+        return None
+    status = aggregate_status(bad)
+    first = next(b for b in bad if b.status == status)
+    errors = job.errors
+    detail = "; ".join(f"{e.code}: {e.message}" for e in errors[:3]) if errors else ""
+    summary = ", ".join(f"{n} {o.value}" for o, n in result.counts.items() if n)
+    return BatchJobError(
+        f"batch {first.id} ended {status!r}" + (f" ({detail})" if detail else "") + f"; results: {summary}",
+        status=status,
+        batch_id=first.id,
+        errors=errors,
+        result=result,
+    )

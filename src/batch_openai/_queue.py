@@ -15,61 +15,38 @@ Two remedies, both about our own batches only (other people's use of the queue i
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._errors import BatchValidationError, OpenAIBatchError, redact
-from batch_openai._retry import RetryPolicy, call, no_sdk_retries
-from batch_openai._submit import DEFAULT_MAX_PAGES, FINGERPRINT_KEY, _find_raw
-from batch_openai._tracking import track_batch
+from batch_openai._retry import RetryPolicy
+from batch_openai._steps import Blocking, Call, Sleep, Steps, retried, retried_call
+from batch_openai._submit import DEFAULT_MAX_PAGES, find_steps, submit_file_steps
+from batch_openai.lifecycle import (
+    FINGERPRINT_KEY,
+    IN_FLIGHT,
+    limit_from_errors,
+    token_limited,
+)
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batch_openai._job import BatchJob
-    from batch_openai._registry import BatchRegistry
     from batch_openai._shards import Shard
 
 __all__ = [
-    "TOKEN_LIMIT_CODE",
     "TokenQueue",
-    "limit_from_errors",
     "plan_waves",
-    "resubmit_batch",
-    "submit_paced",
-    "token_limited",
+    "resubmit_steps",
+    "shard_metadata",
+    "submit_shards_steps",
 ]
 
 log = logging.getLogger("batch_openai")
 
-TOKEN_LIMIT_CODE = "token_limit_exceeded"
-IN_FLIGHT = frozenset({"validating", "in_progress", "finalizing"})
 REQUEUE_KEY = "batch_openai_requeue"
 MAX_BACKOFF = 600.0
-_LIMIT_RE = re.compile(r"Limit:\s*([\d,]+)\s*enqueued tokens", re.IGNORECASE)
-
-
-def _errors(batch: Any) -> list[Any]:
-    errors = getattr(batch, "errors", None)
-    return list(getattr(errors, "data", None) or ())
-
-
-def token_limited(batch: Any) -> bool:
-    """True when a batch failed because the enqueued-token queue of its model was full."""
-    return getattr(batch, "status", None) == "failed" and any(
-        getattr(e, "code", None) == TOKEN_LIMIT_CODE for e in _errors(batch)
-    )
-
-
-def limit_from_errors(batch: Any) -> int | None:
-    """The cap the service named in a `token_limit_exceeded` message ("Limit: 2,000,000 enqueued tokens")."""
-    for e in _errors(batch):
-        found = _LIMIT_RE.search(str(getattr(e, "message", "") or ""))
-        if found:
-            return int(found.group(1).replace(",", ""))
-    return None
 
 
 def _requeue_metadata(batch: Any, attempt: int) -> dict[str, str]:
@@ -79,58 +56,32 @@ def _requeue_metadata(batch: Any, attempt: int) -> dict[str, str]:
     return meta
 
 
-def resubmit_batch(client: Any, batch: Batch, *, attempt: int, retry: RetryPolicy | None = None) -> Batch:
-    """Create the batch again from the same uploaded input file and metadata (no new upload).
+def resubmit_steps(batch: Batch, *, attempt: int, retry: RetryPolicy | None = None) -> Steps[Batch]:
+    """Steps: create the batch again from the same uploaded input file and metadata (no new upload).
 
-    A create whose answer was lost is looked for by fingerprint before trying again, as in `submit_file`.
+    A live batch with the same fingerprint (made by an earlier requeue whose record was lost) is reused
+    instead, so a requeue repeated after a crash never pays twice.
     """
     meta = _requeue_metadata(batch, attempt)
     fingerprint = meta.get(FINGERPRINT_KEY)
-    attempted = False
 
-    def create() -> Batch:
-        nonlocal attempted
-        if attempted and fingerprint:
-            found = _find_raw(client, fingerprint, batch.endpoint, DEFAULT_MAX_PAGES)
+    def attempt_steps() -> Steps[Batch]:
+        if fingerprint:
+            found = yield from find_steps(fingerprint, batch.endpoint, DEFAULT_MAX_PAGES)
             if found is not None and found.id != batch.id:
                 return found
-        attempted = True
-        return client.batches.create(
-            input_file_id=batch.input_file_id,
-            endpoint=batch.endpoint,  # type: ignore[arg-type]
-            completion_window="24h",
-            metadata=meta,
+        return (
+            yield Call(
+                lambda c: c.batches.create(
+                    input_file_id=batch.input_file_id,
+                    endpoint=batch.endpoint,
+                    completion_window="24h",
+                    metadata=meta,
+                )
+            )
         )
 
-    return call(create, policy=retry, context=f"resubmitting {batch.id} (enqueued-token limit)")
-
-
-async def async_resubmit_batch(
-    async_client: Any, batch: Batch, *, attempt: int, retry: RetryPolicy | None = None
-) -> Batch:
-    """Async twin of `resubmit_batch`."""
-    from batch_openai._async import _find_raw as async_find_raw
-    from batch_openai._retry import acall
-
-    meta = _requeue_metadata(batch, attempt)
-    fingerprint = meta.get(FINGERPRINT_KEY)
-    attempted = False
-
-    async def create() -> Batch:
-        nonlocal attempted
-        if attempted and fingerprint:
-            found = await async_find_raw(async_client, fingerprint, batch.endpoint, DEFAULT_MAX_PAGES)
-            if found is not None and found.id != batch.id:
-                return found
-        attempted = True
-        return await async_client.batches.create(
-            input_file_id=batch.input_file_id,
-            endpoint=batch.endpoint,  # type: ignore[arg-type]
-            completion_window="24h",
-            metadata=meta,
-        )
-
-    return await acall(create, policy=retry, context=f"resubmitting {batch.id} (enqueued-token limit)")
+    return retried(attempt_steps, policy=retry, context=f"resubmitting {batch.id} (enqueued-token limit)")
 
 
 class TokenQueue:
@@ -207,21 +158,13 @@ class TokenQueue:
         return count, tokens if known else None
 
     # ---------------------------------------------------------------- pacing
-    def wait_for_room(
-        self,
-        client: Any,
-        batches: list[Any],
-        model: str,
-        tokens: int,
-        *,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], Any] = time.sleep,
-    ) -> None:
-        """Block until `tokens` more for `model` fit under the cap, polling our in-flight batches."""
+    def wait_for_room_steps(
+        self, batches: list[Any], model: str, tokens: int, retry: RetryPolicy | None
+    ) -> Steps[None]:
+        """Steps: hold until `tokens` more for `model` fit under the cap, polling our in-flight batches."""
         cap = self.cap_for(model)
         if cap is None:
             return
-        client = no_sdk_retries(client)
         while True:
             count, used = self._in_flight(batches, model)
             if count == 0 or (used is not None and used + tokens <= cap):
@@ -233,11 +176,11 @@ class TokenQueue:
                 cap,
                 tokens,
             )
-            sleep(self.poll_interval)
+            yield Sleep(self.poll_interval)
             for j, b in enumerate(batches):
                 if b.status in IN_FLIGHT:
-                    batches[j] = call(
-                        lambda b=b: client.batches.retrieve(b.id), policy=retry, context=f"polling {b.id}"
+                    batches[j] = yield from retried_call(
+                        lambda c, i=b.id: c.batches.retrieve(i), policy=retry, context=f"polling {b.id}"
                     )
 
     # ---------------------------------------------------------------- requeueing
@@ -283,40 +226,26 @@ class TokenQueue:
         log.warning("batch_openai: could not resubmit %s: %s", batch.id, redact(str(exc)))
         self.attempts[i] = self.max_requeues
 
-    def requeue(self, job: BatchJob, now: float | None = None) -> float | None:
-        """Resubmit the job's token-limited batches that may go now; seconds to the next check, or None."""
+    def requeue_steps(
+        self,
+        batches: list[Any],
+        retry: RetryPolicy | None,
+        track: Callable[[Any], Steps[None]],
+        now: float | None = None,
+    ) -> Steps[float | None]:
+        """Steps: resubmit the token-limited batches of `batches` (in place) that may go now; the seconds
+        to the next check, or None when none waits. `track` records each new batch as soon as it exists."""
         now = time.monotonic() if now is None else now
-        planned, delay = self.plan_requeue(job._batches, now)
+        planned, delay = self.plan_requeue(batches, now)
         for i in planned:
-            old = job._batches[i]
+            old = batches[i]
             try:
-                new = resubmit_batch(job._client, old, attempt=self.attempts.get(i, 0) + 1, retry=job._retry)
+                new = yield from resubmit_steps(old, attempt=self.attempts.get(i, 0) + 1, retry=retry)
             except OpenAIBatchError as exc:
                 self._failed(i, old, exc)
                 continue
-            job._batches[i] = new
-            track_batch(job._registry, new)  # the new batch is recorded as soon as it exists
-            self._resubmitted(i, old, new, now)
-        return delay
-
-    async def async_requeue(self, job: BatchJob, now: float | None = None) -> float | None:
-        """Async twin of `requeue`, for a job holding an `openai.AsyncOpenAI` client."""
-        now = time.monotonic() if now is None else now
-        planned, delay = self.plan_requeue(job._batches, now)
-        for i in planned:
-            old = job._batches[i]
-            try:
-                new = await async_resubmit_batch(
-                    job._client, old, attempt=self.attempts.get(i, 0) + 1, retry=job._retry
-                )
-            except OpenAIBatchError as exc:
-                self._failed(i, old, exc)
-                continue
-            job._batches[i] = new
-            if job._registry is not None:
-                import asyncio
-
-                await asyncio.to_thread(track_batch, job._registry, new)
+            batches[i] = new
+            yield from track(new)
             self._resubmitted(i, old, new, now)
         return delay
 
@@ -348,20 +277,25 @@ def plan_waves(
     return waves
 
 
-def submit_paced(
-    client: Any,
+def shard_metadata(metadata: Mapping[str, str] | None, index: int, total: int) -> dict[str, str]:
+    """The caller's metadata, plus `batch_openai_shard: "i/n"` when the job has several shards."""
+    out = dict(metadata or {})
+    if total > 1:
+        out["batch_openai_shard"] = f"{index + 1}/{total}"
+    return out
+
+
+def submit_shards_steps(
     shards: Sequence[Shard],
     *,
     description: str | None,
-    metadata: Sequence[dict[str, str]],
+    metadata: Mapping[str, str] | None,
     retry: RetryPolicy | None,
     max_enqueued_tokens: int | Mapping[str, int] | None,
     poll_interval: float,
-    registry: BatchRegistry | None = None,
-) -> tuple[list[Batch], TokenQueue]:
-    """Submit each shard with `submit_file`, each one held back until it fits under the cap (if any)."""
-    from batch_openai._submit import submit_file
-
+    track: Callable[[Any], Steps[None]],
+) -> Steps[tuple[list[Batch], TokenQueue]]:
+    """Steps: submit each shard idempotently, each held back until it fits under the cap (if any)."""
     queue = TokenQueue(max_enqueued_tokens, poll_interval=poll_interval)
     for i, shard in enumerate(shards):
         queue.models[i] = shard.model
@@ -369,20 +303,19 @@ def submit_paced(
         from batch_openai._estimate import file_input_tokens
 
         for i, shard in enumerate(shards):  # every shard checked before the first upload
-            queue.tokens[i] = file_input_tokens(shard.path, shard.endpoint)
+            queue.tokens[i] = yield Blocking(lambda s=shard: file_input_tokens(s.path, s.endpoint))
             queue.check_fits(shard.model, queue.tokens[i], f"shard {i + 1}/{len(shards)}")
     batches: list[Any] = []
     for i, shard in enumerate(shards):
-        queue.wait_for_room(client, batches, shard.model, queue.tokens.get(i, 0), retry=retry)
-        job = submit_file(
-            client,
+        yield from queue.wait_for_room_steps(batches, shard.model, queue.tokens.get(i, 0), retry)
+        batch = yield from submit_file_steps(
             shard.path,
             endpoint=shard.endpoint,
             description=description,
-            metadata=metadata[i],
+            metadata=shard_metadata(metadata, i, len(shards)),
             fingerprint=shard.fingerprint,
             retry=retry,
-            registry=registry,
         )
-        batches.append(job._batches[0])
+        yield from track(batch)  # each shard recorded as soon as it exists
+        batches.append(batch)
     return batches, queue

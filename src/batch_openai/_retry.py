@@ -1,25 +1,17 @@
-"""The library's single retry layer: exponential backoff with full jitter, honouring Retry-After.
+"""The library's retry policy: exponential backoff with full jitter, honouring Retry-After.
 
+The retry loop itself is written once, as steps (`_steps.retried`), for the sync and the async driver.
 The SDK's own retries are switched off on every client we use (`no_sdk_retries`), so one call to the
 library makes at most `RetryPolicy.max_attempts` HTTP attempts, never SDK attempts times ours.
 """
 
 from __future__ import annotations
 
-import logging
 import random
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from batch_openai._errors import OpenAIBatchError, classify, retry_after_seconds, translate
-
-__all__ = ["RetryPolicy", "acall", "call", "no_sdk_retries"]
-
-T = TypeVar("T")
-log = logging.getLogger("batch_openai")
-
+__all__ = ["DEFAULT_POLICY", "RetryPolicy", "no_sdk_retries"]
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -58,71 +50,3 @@ def no_sdk_retries(client: Any) -> Any:
     if getattr(client, "max_retries", 0) == 0:
         return client
     return client.with_options(max_retries=0)
-
-
-def _next_delay(
-    exc: BaseException, attempt: int, auth_tries: int, policy: RetryPolicy, started: float
-) -> float | None:
-    """The wait before another attempt, or None when `exc` must be raised now."""
-    kind = classify(exc)
-    if kind == "auth":
-        if auth_tries > policy.auth_retries or attempt >= policy.max_attempts:
-            return None
-        return policy.delay(attempt)
-    if kind != "transient" or attempt >= policy.max_attempts:
-        return None
-    wait = policy.delay(attempt, retry_after_seconds(exc))
-    if time.monotonic() - started + wait > policy.max_seconds:
-        return None
-    return wait
-
-
-def _delay_or_raise(
-    exc: Exception, attempt: int, auth_tries: int, policy: RetryPolicy, started: float, context: str
-) -> float:
-    """Seconds to wait before the next attempt, or raise `exc` as a library error when no retry is left."""
-    wait = _next_delay(exc, attempt, auth_tries, policy, started)
-    if wait is None:
-        mapped = translate(exc, attempts=attempt, context=context)
-        if mapped is None:
-            raise exc
-        raise mapped from exc
-    name = type(exc).__name__
-    log.info("batch_openai: %s failed (%s); retry %d in %.2fs", context or "call", name, attempt, wait)
-    return wait
-
-
-def call(fn: Callable[[], T], *, policy: RetryPolicy | None = None, context: str = "") -> T:
-    """Run `fn` with retries; SDK errors come out as library errors (`BatchTransientError` etc.)."""
-    policy = policy or DEFAULT_POLICY
-    started = time.monotonic()
-    attempt = auth_tries = 0
-    while True:
-        attempt += 1
-        try:
-            return fn()
-        except OpenAIBatchError:
-            raise
-        except Exception as exc:
-            if classify(exc) == "auth":
-                auth_tries += 1
-            time.sleep(_delay_or_raise(exc, attempt, auth_tries, policy, started, context))
-
-
-async def acall(fn: Callable[[], Awaitable[T]], *, policy: RetryPolicy | None = None, context: str = "") -> T:
-    """Async twin of `call`."""
-    policy = policy or DEFAULT_POLICY
-    started = time.monotonic()
-    attempt = auth_tries = 0
-    while True:
-        attempt += 1
-        try:
-            return await fn()
-        except OpenAIBatchError:
-            raise
-        except Exception as exc:
-            if classify(exc) == "auth":
-                auth_tries += 1
-            import asyncio  # only async callers pay for it
-
-            await asyncio.sleep(_delay_or_raise(exc, attempt, auth_tries, policy, started, context))

@@ -8,21 +8,25 @@ Rules (documented in docs/library.md):
   A failed, expired, cancelling or cancelled batch is not reused: submitting again makes a fresh batch.
 - A create rejected by the service (4xx) deletes the upload. A create whose answer was lost (connection
   drop, timeout, 5xx, 429) is retried only after looking for the fingerprint again.
+
+Each operation is written once, as steps (`_steps.py`); the sync and async functions only drive them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._errors import BatchValidationError, OpenAIBatchError, classify, redact
 from batch_openai._file_limits import check_file_limits
 from batch_openai._jsonl import fingerprint_file
-from batch_openai._retry import RetryPolicy, call, no_sdk_retries
+from batch_openai._retry import RetryPolicy, no_sdk_retries
+from batch_openai._steps import Blocking, Call, Steps, Upload, retried, retried_call, run_async, run_sync
 from batch_openai._validation import check_endpoint
+from batch_openai.lifecycle import FINGERPRINT_KEY, REUSABLE, reusable
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -33,15 +37,17 @@ if TYPE_CHECKING:
 __all__ = [
     "FINGERPRINT_KEY",
     "REUSABLE",
+    "async_find_batch_by_fingerprint",
+    "async_submit_file",
     "build_metadata",
     "find_batch_by_fingerprint",
+    "find_steps",
     "submit_file",
+    "submit_file_steps",
 ]
 
 log = logging.getLogger("batch_openai")
 
-FINGERPRINT_KEY = "batch_openai_fingerprint"
-REUSABLE = frozenset({"validating", "in_progress", "finalizing", "completed"})
 DEFAULT_MAX_PAGES = 10  # 1,000 most recent batches
 
 
@@ -71,28 +77,33 @@ def build_metadata(
     return out
 
 
-def matches(batch: Any, fingerprint: str, endpoint: str | None) -> bool:
-    """True if `batch` carries `fingerprint`, is for `endpoint` (when given) and can be reused."""
-    meta = batch.metadata or {}
-    return (
-        meta.get(FINGERPRINT_KEY) == fingerprint
-        and batch.status in REUSABLE
-        and (endpoint is None or batch.endpoint == endpoint)
-    )
-
-
-def _find_raw(client: Any, fingerprint: str, endpoint: str | None, max_pages: int) -> Batch | None:
+def find_steps(
+    fingerprint: str, endpoint: str | None, max_pages: int = DEFAULT_MAX_PAGES
+) -> Steps[Batch | None]:
+    """Steps: the newest reusable batch carrying `fingerprint` in the `max_pages` newest pages of 100."""
     after: str | None = None
     for _ in range(max_pages):
-        page = client.batches.list(limit=100, **({"after": after} if after else {}))
+        page = yield Call(
+            lambda c, after=after: c.batches.list(limit=100, **({"after": after} if after else {}))
+        )
         data = list(page.data)
         for batch in data:
-            if matches(batch, fingerprint, endpoint):
+            if reusable(batch, fingerprint, endpoint):
                 return batch
         if not data or not getattr(page, "has_more", False):
             return None
         after = data[-1].id
     return None
+
+
+def _find_retried(
+    fingerprint: str, endpoint: str | None, max_pages: int, retry: RetryPolicy | None
+) -> Steps[Batch | None]:
+    return retried(
+        lambda: find_steps(fingerprint, endpoint, max_pages),
+        policy=retry,
+        context="looking for batch by fingerprint",
+    )
 
 
 def find_batch_by_fingerprint(
@@ -104,11 +115,20 @@ def find_batch_by_fingerprint(
     retry: RetryPolicy | None = None,
 ) -> Batch | None:
     """The newest reusable batch whose metadata carries `fingerprint` (searching `max_pages` pages of 100)."""
-    client = no_sdk_retries(client)
-    return call(
-        lambda: _find_raw(client, fingerprint, endpoint, max_pages),
-        policy=retry,
-        context="looking for batch by fingerprint",
+    return run_sync(_find_retried(fingerprint, endpoint, max_pages, retry), no_sdk_retries(client))
+
+
+async def async_find_batch_by_fingerprint(
+    async_client: Any,
+    fingerprint: str,
+    *,
+    endpoint: str | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    retry: RetryPolicy | None = None,
+) -> Batch | None:
+    """Async twin of `find_batch_by_fingerprint`, for an `openai.AsyncOpenAI` client."""
+    return await run_async(
+        _find_retried(fingerprint, endpoint, max_pages, retry), no_sdk_retries(async_client)
     )
 
 
@@ -120,11 +140,68 @@ def answer_may_be_lost(exc: BaseException | None) -> bool:
     return status is None or status >= 500
 
 
-def _delete_quietly(client: Any, file_id: str) -> None:
+def create_attempt(
+    fingerprint: str | None, endpoint: str, max_pages: int, create: Callable[[Any], Any]
+) -> Callable[[], Steps[Batch]]:
+    """Steps: `create(client)` under the retry policy; an attempt after the first looks for the fingerprint
+    first, since the previous create may have succeeded with its answer lost."""
+    attempted = False
+
+    def attempt() -> Steps[Batch]:
+        nonlocal attempted
+        if attempted and fingerprint:
+            found = yield from find_steps(fingerprint, endpoint, max_pages)
+            if found is not None:
+                return found
+        attempted = True
+        return (yield Call(create))
+
+    return attempt
+
+
+def submit_file_steps(
+    path: str | os.PathLike[str],
+    *,
+    endpoint: str,
+    description: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    fingerprint: str | None = None,
+    retry: RetryPolicy | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+) -> Steps[Batch]:
+    """Steps: ONE batch for one input file, idempotently (see the module docstring)."""
+    check_endpoint(endpoint)
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size == 0:
+        raise BatchValidationError(f"input file {str(p)!r} is missing or empty; write the requests first")
+    yield Blocking(
+        lambda: check_file_limits(p, endpoint)
+    )  # 50,000 requests / inputs, 200 MB: before any upload
+    if fingerprint is None:
+        fingerprint = yield Blocking(lambda: fingerprint_file(p))
+    meta = build_metadata(description, metadata, fingerprint)
+    existing = yield from _find_retried(fingerprint, endpoint, max_pages, retry)
+    if existing is not None:
+        log.info("batch_openai: reusing batch %s for fingerprint %s", existing.id, fingerprint[:12])
+        return existing
+    uploaded = yield from retried_call(Upload(p), policy=retry, context=f"uploading {p.name}")
+    create = create_attempt(
+        fingerprint,
+        endpoint,
+        max_pages,
+        lambda c: c.batches.create(
+            input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h", metadata=meta
+        ),
+    )
     try:
-        client.files.delete(file_id)
-    except Exception as exc:  # cleanup must not hide the real error
-        log.warning("batch_openai: could not delete upload %s: %s", file_id, redact(str(exc)))
+        return (yield from retried(create, policy=retry, context="creating batch"))
+    except OpenAIBatchError as exc:
+        if not answer_may_be_lost(exc.__cause__):  # rejected for sure: the upload is of no use
+            try:
+                yield Call(lambda c: c.files.delete(uploaded.id))
+            except Exception as cleanup:  # cleanup must not hide the real error
+                log.warning("batch_openai: could not delete upload %s: %s", uploaded.id, redact(str(cleanup)))
+        raise
 
 
 def submit_file(
@@ -146,45 +223,43 @@ def submit_file(
     """
     from batch_openai._job import BatchJob
 
-    check_endpoint(endpoint)
-    p = Path(path)
-    if not p.is_file() or p.stat().st_size == 0:
-        raise BatchValidationError(f"input file {str(p)!r} is missing or empty; write the requests first")
-    check_file_limits(p, endpoint)  # 50,000 requests / inputs, 200 MB: refused before any upload
-    fingerprint = fingerprint or fingerprint_file(p)
-    meta = build_metadata(description, metadata, fingerprint)
     client = no_sdk_retries(client)
-
-    existing = find_batch_by_fingerprint(
-        client, fingerprint, endpoint=endpoint, max_pages=max_pages, retry=retry
+    steps = submit_file_steps(
+        path,
+        endpoint=endpoint,
+        description=description,
+        metadata=metadata,
+        fingerprint=fingerprint,
+        retry=retry,
+        max_pages=max_pages,
     )
-    if existing is not None:
-        log.info("batch_openai: reusing batch %s for fingerprint %s", existing.id, fingerprint[:12])
-        return BatchJob(client, [existing], retry=retry)._attach(registry)
+    return BatchJob.attached(client, [run_sync(steps, client)], retry=retry, registry=registry)
 
-    def upload() -> Any:
-        with open(p, "rb") as f:  # reopened per attempt so a retry sends the whole file
-            return client.files.create(file=(p.name, f), purpose="batch")
 
-    uploaded = call(upload, policy=retry, context=f"uploading {p.name}")
-    attempted = False
+async def async_submit_file(
+    async_client: Any,
+    path: str | os.PathLike[str],
+    *,
+    endpoint: str,
+    description: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    fingerprint: str | None = None,
+    retry: RetryPolicy | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    registry: BatchRegistry | None = None,
+) -> BatchJob:
+    """Async twin of `submit_file`, for an `openai.AsyncOpenAI` client."""
+    from batch_openai._job import BatchJob
 
-    def create() -> Batch:
-        nonlocal attempted
-        if attempted:
-            # The previous create may have succeeded with its answer lost: look before creating again.
-            found = _find_raw(client, fingerprint, endpoint, max_pages)
-            if found is not None:
-                return found
-        attempted = True
-        return client.batches.create(
-            input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h", metadata=meta
-        )
-
-    try:
-        batch = call(create, policy=retry, context="creating batch")
-    except OpenAIBatchError as exc:
-        if not answer_may_be_lost(exc.__cause__):
-            _delete_quietly(client, uploaded.id)  # rejected for sure: the upload is of no use
-        raise
-    return BatchJob(client, [batch], retry=retry)._attach(registry)
+    client = no_sdk_retries(async_client)
+    steps = submit_file_steps(
+        path,
+        endpoint=endpoint,
+        description=description,
+        metadata=metadata,
+        fingerprint=fingerprint,
+        retry=retry,
+        max_pages=max_pages,
+    )
+    job = BatchJob(client, [await run_async(steps, client)], retry=retry)
+    return await job.async_attach(registry)

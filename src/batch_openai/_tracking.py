@@ -12,11 +12,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._errors import redact
+from batch_openai._steps import Blocking, Steps
 
 if TYPE_CHECKING:
     from batch_openai._registry import BatchRegistry
 
-__all__ = ["changed", "track_all", "track_batch"]
+__all__ = ["changed", "track_all", "track_batch", "track_steps"]
 
 log = logging.getLogger("batch_openai")
 
@@ -51,3 +52,9 @@ def changed(old: Any, new: Any) -> bool:
         or old.output_file_id != new.output_file_id
         or old.error_file_id != new.error_file_id
     )
+
+
+def track_steps(registry: BatchRegistry | None, batch: Any) -> Steps[None]:
+    """Steps: record `batch` in `registry` (if any); the write runs in a thread under the async driver."""
+    if registry is not None:
+        yield Blocking(lambda: track_batch(registry, batch))

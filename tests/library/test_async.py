@@ -84,7 +84,7 @@ def test_sync_methods_refuse_an_async_client(server: LocalBatchServer) -> None:
 
     job = asyncio.run(main())
     assert job.is_async
-    with pytest.raises(TypeError, match="await_completion"):
+    with pytest.raises(TypeError, match="async_wait"):
         job.wait()
     with pytest.raises(TypeError, match="async_cancel"):
         job.cancel()

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from batch_openai import BatchValidationError, submit_file
-from batch_openai._async import async_submit_file
+from batch_openai import async_submit_file
 from batch_openai.local import LocalBatchServer
 
 
