@@ -15,10 +15,11 @@ import orjson
 
 from batch_openai._errors import BatchValidationError
 from batch_openai._input_file import read_input_lines
-from batch_openai._jsonl import compact_body, line_parts
+from batch_openai._jsonl import compact_body, encode_block
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard, write_shards
 from batch_openai._validation import (
+    _ROLES,
     MAX_FILE_BYTES,
     MAX_REQUESTS,
     check_body,
@@ -46,6 +47,7 @@ _COMPLETIONS = "/v1/completions"
 _MODERATIONS = "/v1/moderations"
 # Datetimes and dataclasses are not JSON: refuse them instead of letting orjson quietly stringify them.
 _DUMPS_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_dumps = orjson.dumps
 
 
 def _is_model_class(value: object) -> bool:
@@ -166,22 +168,40 @@ class BatchRequestBuilder:
                 or (type(custom_id) is str and custom_id and custom_id not in self._explicit)
             )
         ):
+            # A body of only model and messages: check_body's other rules (stream, response_format, the
+            # model table's rejected parameters) cannot fail for it, so only the messages need checking.
             body = {"model": model, "messages": messages}
             try:
-                check_messages(messages, custom_id, None)
-                encoded = orjson.dumps(body, option=_DUMPS_OPTS)
+                # Plain messages ({"role", "content": non-empty str} and nothing else) pass every message
+                # check and cannot hold a float, so no NaN can hide behind a null: skip scanning the JSON.
+                plain = type(messages) is list and len(messages) > 0
+                if plain:
+                    for message in messages:
+                        if (
+                            type(message) is not dict
+                            or len(message) != 2
+                            or message.get("role") not in _ROLES
+                            or type(content := message.get("content")) is not str
+                            or not content
+                        ):
+                            plain = False
+                            break
+                if not plain:
+                    check_messages(messages, custom_id, None)
+                encoded = _dumps(body, None, _DUMPS_OPTS)
             except (BatchValidationError, TypeError):
                 return self._append(_CHAT, body, custom_id)  # the general path names the problem
-            if b"null" not in encoded:  # else a NaN may hide in it: let the general path look
+            if plain or b"null" not in encoded:  # else a NaN may hide in it: let the general path look
                 if custom_id is not None:
                     self._explicit.add(custom_id)
                     if custom_id in self._generated:
                         self._final, self._generated = None, set()
-                self._ids.append(custom_id)
+                ids = self._ids
+                ids.append(custom_id)
                 runs = self._runs
-                if not runs or runs[-1][1] != _CHAT or runs[-1][2] != model:
-                    runs.append((len(self._ids) - 1, _CHAT, model))
-                self._bodies.append(compact_body(encoded))
+                if not runs or runs[-1][2] != model or runs[-1][1] != _CHAT:
+                    runs.append((len(ids) - 1, _CHAT, model))
+                self._bodies.append(encoded[1:])  # compact_body, inlined
                 return self
             return self._append(_CHAT, body, custom_id)
         rf = params.get("response_format")
@@ -326,14 +346,13 @@ class BatchRequestBuilder:
         self.validate()
         out = Path(path)
         ids = self.custom_ids
+        bodies = self._bodies
+        bounds = [start for start, _, _ in self._runs[1:]] + [len(bodies)]
         with open(out, "wb", buffering=1 << 20) as f:
-            block: list[bytes] = []
-            for cid, url, body in zip(ids, self._expand(1), self._bodies, strict=True):
-                block += line_parts(cid, url, body)
-                if len(block) >= 5120:  # ~1,000 lines per write
-                    f.write(b"".join(block))
-                    block.clear()
-            f.write(b"".join(block))
+            for (start, url, _), end in zip(self._runs, bounds, strict=True):
+                for lo in range(start, end, 2048):  # ~1 MB per write: memory stays bounded
+                    hi = min(end, lo + 2048)
+                    f.write(encode_block(ids[lo:hi], url, bodies[lo:hi]))
         return out
 
     def write_shards(

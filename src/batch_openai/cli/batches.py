@@ -23,7 +23,8 @@ from batch_openai.cli._context import OPTIONS, CliError
 if TYPE_CHECKING:
     from openai import OpenAI
 
-    from batch_openai import BatchJob, BatchRegistry
+    from batch_openai._job import BatchJob
+    from batch_openai._registry import BatchRegistry
 
 STATUSES = (
     "validating",
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
 # ------------------------------------------------------------------------------------------ helpers
 def _registry() -> BatchRegistry:
-    from batch_openai.flows.registry import BatchRegistry  # the Prefect layer's; imports no Prefect yet
+    from batch_openai._registry import BatchRegistry
 
     return BatchRegistry(OPTIONS.registry)
 
@@ -74,7 +75,7 @@ def _client() -> OpenAI:
 
 
 def _job(batch_id: str) -> BatchJob:
-    from batch_openai import BatchJob
+    from batch_openai._job import BatchJob
 
     return BatchJob.from_id(_client(), batch_id)
 
@@ -115,7 +116,7 @@ def _require_terminal(job: BatchJob) -> None:
 
 def _settle(job: BatchJob, *, polls: int = 5, interval: float = 2.0) -> None:
     """A `completed` batch can lag a poll or two before its file ids appear: give it a few polls."""
-    from batch_openai.lifecycle import files_settled
+    from batch_openai._job import files_settled
 
     for _ in range(polls):
         if all(files_settled(b) for b in job.batches):
