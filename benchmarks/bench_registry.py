@@ -54,7 +54,7 @@ def _seed(home: Path, n: int) -> float:
     """Write `n` records through Prefect's API in a child process; seconds spent writing (after start-up)."""
     code = f"""
 import time
-from batch_openai._registry import BatchRegistry
+from batch_openai import BatchRegistry
 reg = BatchRegistry({str(home)!r})
 reg.delete("batch_warmup")  # start the ephemeral engine first: not part of the write figure
 start = time.perf_counter()
@@ -113,7 +113,7 @@ def _server_figures(home: Path, n: int, repeat: int) -> None:
         med, low, out = _timed([CLI, "list"], env, repeat)
         assert len(out.splitlines()) == n + 1, "the table should have one row per record"
         print(f"  batch-openai list, Prefect server, plain httpx   : {med:6.2f} s median ({low:.2f} min)")
-        code = "from batch_openai._registry import BatchRegistry as R; print(len(R()._api().list()))"
+        code = "from batch_openai import BatchRegistry as R; print(len(R()._api().list()))"
         med, low, out = _timed([sys.executable, "-c", code], env, repeat)
         assert out.strip() == str(n)
         print(f"  same records through Prefect's client (import it): {med:6.2f} s median ({low:.2f} min)")
@@ -158,7 +158,7 @@ def main() -> None:
         assert out.strip() == str(n)
         print(f"  BatchRegistry(HOME).list(), fresh process      : {med:6.2f} s median ({low:.2f} min)")
         code = (
-            "from batch_openai._registry import BatchRegistry as R\n"
+            "from batch_openai import BatchRegistry as R\n"
             f"print(len(R({str(home)!r})._api().list()))"
         )
         med, low, out = _timed([sys.executable, "-c", code], _env(), 1)

@@ -1,10 +1,11 @@
-"""`BatchRegistry`: the seed's registry API, kept on top of Prefect's state.
+"""`BatchRegistry`: the seed's registry API, kept on top of Prefect's state (the Prefect layer's part).
 
-Each tracked batch is one Prefect Variable (see `_registry_record`), written through Prefect's API so
-flows, scripts and the Prefect UI share one set of records, whether Prefect runs as a server
-(`PREFECT_API_URL`) or as the ephemeral engine on a local database. Read-only calls (`list`, `get`)
+Each tracked batch is one Prefect Variable (see `batch_openai.records`), written through Prefect's API
+(`registry_store`) so flows, scripts and the Prefect UI share one set of records, whether Prefect runs as a
+server (`PREFECT_API_URL`) or as the ephemeral engine on a local database. Read-only calls (`list`, `get`)
 read a local database directly when there is no server, so they never pay the ephemeral engine's
-start-up. Prefect is imported only when a write (or a read through the API) needs it.
+start-up. Prefect is imported only when a write (or a read through the API) needs it, so
+`batch-openai list` stays fast. `from batch_openai import BatchRegistry` loads this module lazily.
 """
 
 from __future__ import annotations
@@ -20,26 +21,44 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from batch_openai._errors import OpenAIBatchError
-from batch_openai._registry_api import ApiStore
-from batch_openai._registry_legacy import delete_legacy, read_legacy
-from batch_openai._registry_record import BatchRecord, record_from_batch
-from batch_openai._registry_rest import RestReader
-from batch_openai._registry_sqlite import UnreadableDatabase, read_all, read_one
-from batch_openai._registry_target import Target, resolve_target
+from batch_openai.flows.registry_store import ApiStore
+
+from batch_openai import BatchRegistryError
+from batch_openai.records import (
+    BatchRecord,
+    RestReader,
+    Target,
+    UnreadableDatabase,
+    delete_legacy,
+    read_all,
+    read_legacy,
+    read_one,
+    record_from_batch,
+    resolve_target,
+    sqlite_file,
+)
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
-    from batch_openai._job import BatchJob
+    from batch_openai import BatchJob
 
-__all__ = ["BatchRecord", "BatchRegistry", "BatchRegistryError"]
+__all__ = ["BatchRecord", "BatchRegistry", "BatchRegistryError", "target_from_prefect_settings"]
 
 logger = logging.getLogger(__name__)
 
 
-class BatchRegistryError(OpenAIBatchError):
-    """The registry's Prefect state could not be reached or written."""
+def target_from_prefect_settings() -> Target:
+    """Where Prefect's own settings put the registry (slow: imports Prefect); see `records.resolve_target`."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    url = settings.server.database.connection_url
+    return Target(
+        api_url=settings.api.url or None,
+        home=Path(settings.home),
+        sqlite_path=sqlite_file(url.get_secret_value() if url is not None else None),
+    )
 
 
 def _current_flow_run_id() -> str | None:
@@ -68,7 +87,9 @@ class BatchRegistry:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._path = Path(path).expanduser() if path is not None else None
-        self._fixed: Target | None = resolve_target(self._path) if self._path is not None else None
+        self._fixed: Target | None = None
+        if self._path is not None:
+            self._fixed = resolve_target(self._path, fallback=target_from_prefect_settings)
         self._store: ApiStore | None = None
         self._store_target: Target | None = None
         self._holds: list[Any] = []
@@ -79,10 +100,8 @@ class BatchRegistry:
             return self._fixed
         if "prefect.settings" in sys.modules:
             # Prefect is loaded: its settings context (e.g. a test harness) is the truth, and free.
-            from batch_openai._registry_target import _from_prefect_settings
-
-            return _from_prefect_settings()
-        return resolve_target(None)
+            return target_from_prefect_settings()
+        return resolve_target(None, fallback=target_from_prefect_settings)
 
     def _api(self) -> ApiStore:
         target = self._target()
@@ -143,7 +162,7 @@ class BatchRegistry:
         return target.sqlite_path
 
     def _rest(self) -> RestReader | None:
-        """A plain-HTTP reader for a Prefect server when that is safe (see `_registry_rest`)."""
+        """A plain-HTTP reader for a Prefect server when that is safe (see `records.RestReader`)."""
         target = self._target()
         if target.api_url and not target.explicit_home and target.plain_http:
             return RestReader(target.api_url, api_key=target.api_key, auth_string=target.auth_string)
@@ -213,7 +232,7 @@ class BatchRegistry:
     def get(self, batch_id: str, client: OpenAI) -> BatchJob:
         """Reconnect to a tracked batch (one API call). Raises `KeyError` if it is not tracked."""
         self.get_record(batch_id)
-        from batch_openai._job import BatchJob
+        from batch_openai import BatchJob
 
         return BatchJob.from_id(client, batch_id)
 

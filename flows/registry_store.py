@@ -1,4 +1,7 @@
-"""Registry records through Prefect's API: every write, and reads when a server (or no SQLite) is in use.
+"""The registry's Prefect storage: records as Prefect Variables, through Prefect's API.
+
+Every write goes through here, and the reads that the core's Prefect-free paths (`batch_openai.records`:
+direct SQLite, plain-HTTP REST) cannot serve.
 
 The default registry talks to whatever Prefect's settings name (a server in `PREFECT_API_URL`, or the
 process's ephemeral engine), the same way flows do, so both see one set of records. A registry with a
@@ -15,16 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batch_openai._registry_record import (
+from batch_openai.records import (
     BatchRecord,
+    Target,
     decode_record,
     encode_record,
+    list_pages,
     merge_records,
     status_tags,
     variable_name,
 )
-from batch_openai._registry_rest import list_pages
-from batch_openai._registry_target import Target
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient

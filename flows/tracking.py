@@ -1,7 +1,7 @@
 """The one place where the flows report a batch they created or observed.
 
 Every batch the flows create, re-attach to, or see change status passes through `record_batch`.
-The registry shim (`batch_openai._registry`) is called from here to track batches as Prefect
+`batch_openai.flows.registry.BatchRegistry` is called from here to track batches as Prefect
 Variables. Keep it cheap and never let it fail the flow: tracking is a convenience, not the source of truth
 (the source of truth is the batch service plus Prefect's task cache).
 """
@@ -28,7 +28,7 @@ def record_batch(batch: Any, *, event: BatchEvent, description: str | None = Non
 
 def _registry_hook(batch: Any, *, event: BatchEvent, description: str | None) -> None:
     """Track the batch in the registry (Prefect Variables, on the same API the flow run uses)."""
-    from batch_openai._registry import BatchRegistry
+    from batch_openai.flows.registry import BatchRegistry
 
     # Every event is an observation: the registry merges it (status never moves backwards, the
     # creating flow run is kept), so "created", "attached" and "status" need no separate handling.

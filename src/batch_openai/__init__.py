@@ -1,7 +1,9 @@
 """batch-openai: run bulk LLM work through OpenAI's Batch API.
 
 The public face of the library. Importing it is cheap: the `openai` SDK is imported only when a call needs
-it, and the registry (which uses Prefect) only when `BatchRegistry` / `BatchRecord` are first touched.
+it, and the registry's Prefect layer only when `BatchRegistry` is first touched. The core never imports
+Prefect, FastAPI or the local server; `batch_openai.records`, `batch_openai.tokens` and
+`batch_openai.lifecycle` are its other public modules.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from batch_openai._errors import (
     BatchJobError,
     BatchNotFoundError,
     BatchParseError,
+    BatchRegistryError,
     BatchTimeoutError,
     BatchTransientError,
     BatchValidationError,
     OpenAIBatchError,
+    redact,
 )
 from batch_openai._estimate import CostEstimate
 from batch_openai._items import BatchResultItem, JoinedItem, Outcome, ParsedItem
@@ -37,12 +41,13 @@ from batch_openai._pricing import (
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard
+from batch_openai._steps import call as retry_call
 from batch_openai._submit import FINGERPRINT_KEY, find_batch_by_fingerprint, submit_file
 from batch_openai._usage import TokenCounts, TokenUsage
 
 if TYPE_CHECKING:
     from batch_openai._submit import async_find_batch_by_fingerprint, async_submit_file
-    from batch_openai._registry import BatchRecord, BatchRegistry
+    from batch_openai.records import BatchRecord, BatchTracker
 
 __version__ = "0.5.0.dev0"
 
@@ -60,10 +65,12 @@ __all__ = [
     "BatchParseError",
     "BatchRecord",
     "BatchRegistry",
+    "BatchRegistryError",
     "BatchRequestBuilder",
     "BatchResult",
     "BatchResultItem",
     "BatchTimeoutError",
+    "BatchTracker",
     "BatchTransientError",
     "BatchValidationError",
     "CostEstimate",
@@ -83,20 +90,26 @@ __all__ = [
     "find_batch_by_fingerprint",
     "fingerprint_file",
     "price_for",
+    "redact",
     "register_prices",
+    "retry_call",
     "submit_file",
 ]
 
 _LAZY = {
-    "BatchRegistry": "batch_openai._registry",
-    "BatchRecord": "batch_openai._registry",
+    # The one upward reference in the core: `BatchRegistry` belongs to the Prefect layer (it writes Prefect
+    # Variables). It is a module *name* that importlib resolves on first use, never an import statement, so
+    # `import batch_openai` loads no Prefect and the import-linter contracts see no core -> flows import.
+    "BatchRegistry": "batch_openai.flows.registry",
+    "BatchRecord": "batch_openai.records",
+    "BatchTracker": "batch_openai.records",
     "async_submit_file": "batch_openai._submit",
     "async_find_batch_by_fingerprint": "batch_openai._submit",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Load the registry shim (Prefect) and the async helpers only when first used."""
+    """Load the registry (its Prefect layer), its record types and the async helpers only when first used."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'batch_openai' has no attribute {name!r}")

@@ -19,6 +19,7 @@ __all__ = [
     "BatchJobError",
     "BatchNotFoundError",
     "BatchParseError",
+    "BatchRegistryError",
     "BatchTimeoutError",
     "BatchTransientError",
     "BatchValidationError",
@@ -115,6 +116,13 @@ class BatchTimeoutError(OpenAIBatchError, TimeoutError):
         super().__init__(message)
         self.batch_id = batch_id
         self.status = status
+
+
+class BatchRegistryError(OpenAIBatchError):
+    """The registry's Prefect state could not be reached or written; the message says where and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class BatchJobError(OpenAIBatchError):

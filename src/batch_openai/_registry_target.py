@@ -4,7 +4,9 @@
 configurations are resolved here by reading what Prefect itself reads: environment variables and the
 active profile in `profiles.toml`. Anything this small reader does not understand (a `prefect.toml`,
 `[tool.prefect]` in `pyproject.toml`, `PREFECT_*` lines in `.env`, a non-default database driver) is
-handed to Prefect's own settings instead, so the answer is never a guess.
+handed to Prefect's own settings instead, so the answer is never a guess: the caller passes that step in
+(`fallback`), since the core never imports Prefect (the Prefect layer's is
+`batch_openai.flows.registry.target_from_prefect_settings`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Target", "legacy_env_path", "resolve_target"]
+__all__ = ["Target", "legacy_env_path", "resolve_target", "sqlite_file"]
 
 # The seed read its registry directory from this variable; it keeps that meaning (a registry home).
 LEGACY_ENV = "OPENAI_BATCH_REGISTRY"
@@ -55,7 +58,7 @@ def legacy_env_path() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _sqlite_file(url: str | None) -> Path | None:
+def sqlite_file(url: str | None) -> Path | None:
     """The file behind a `sqlite+aiosqlite:///...` URL, or None for memory or another database."""
     if not url:
         return None
@@ -103,34 +106,24 @@ def _profile_settings(home: Path) -> dict[str, Any] | None:
     return profiles.get(str(active), {})
 
 
-def _from_prefect_settings() -> Target:
-    """Ask Prefect (slow: imports it) for the API URL and database."""
-    from prefect.settings import get_current_settings
+def resolve_target(path: str | os.PathLike[str] | None, *, fallback: Callable[[], Target]) -> Target:
+    """Resolve where the registry lives: `path` (a Prefect home of its own) or Prefect's active settings.
 
-    settings = get_current_settings()
-    url = settings.server.database.connection_url
-    return Target(
-        api_url=settings.api.url or None,
-        home=Path(settings.home),
-        sqlite_path=_sqlite_file(url.get_secret_value() if url is not None else None),
-    )
-
-
-def resolve_target(path: str | os.PathLike[str] | None = None) -> Target:
-    """Resolve where the registry lives: `path` (a Prefect home of its own) or Prefect's active settings."""
+    `fallback` asks Prefect itself; it is called only when a setting this reader does not parse may matter.
+    """
     if path is None:
         path = legacy_env_path()
     if path is not None:
         home = Path(path).expanduser().absolute()
         return Target(api_url=None, home=home, sqlite_path=home / "prefect.db", explicit_home=True)
     if _needs_prefect(Path.cwd()):
-        return _from_prefect_settings()
+        return fallback()
     home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
     profile = _profile_settings(home)
     if profile is None or any(
         str(k).startswith(_OTHER_DB_PREFIXES) and k not in _DB_URL_KEYS for k in profile
     ):
-        return _from_prefect_settings()
+        return fallback()
 
     def setting(key: str) -> str | None:
         value = os.environ.get(key) or profile.get(key)
@@ -145,7 +138,7 @@ def resolve_target(path: str | os.PathLike[str] | None = None) -> Target:
     return Target(
         api_url=api_url,
         home=home,
-        sqlite_path=_sqlite_file(db_url),
+        sqlite_path=sqlite_file(db_url),
         plain_http=not any(setting(k) for k in _CLIENT_EXTRAS),
         api_key=setting("PREFECT_API_KEY"),
         auth_string=setting("PREFECT_API_AUTH_STRING"),

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from library_helpers import chat_builder
 
-from batch_openai import BatchJob, BatchRegistry
-from batch_openai._registry import BatchRegistryError
+from batch_openai import BatchJob, BatchRegistry, BatchRegistryError
 from batch_openai.local import LocalBatchServer
 
 
@@ -25,7 +24,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchRegistry
         mp.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("hook-prefect-home")))
         mp.delenv("PREFECT_API_URL", raising=False)
         yield BatchRegistry(home)
-        from batch_openai._registry_api import stop_servers
+        from batch_openai.flows.registry_store import stop_servers
 
         stop_servers()
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
 
 from flows_harness import PrefectServer, shared_prefect_server
 
-from batch_openai._registry import BatchRegistry
+from batch_openai import BatchRegistry
 from batch_openai.local import LocalBatchServer
 
 
@@ -32,7 +32,7 @@ def ephemeral_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("registry-home")
     BatchRegistry(home).delete("batch_warmup")  # starts the engine and creates the database
     yield home
-    from batch_openai._registry_api import stop_servers
+    from batch_openai.flows.registry_store import stop_servers
 
     stop_servers()  # now, while pytest's log streams are still open
 

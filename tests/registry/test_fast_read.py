@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_openai.flows.registry import target_from_prefect_settings
 
 from batch_openai import BatchRegistry
-from batch_openai._registry_sqlite import UnreadableDatabase, read_all
-from batch_openai._registry_target import resolve_target
+from batch_openai.records import UnreadableDatabase, read_all, resolve_target
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -141,7 +141,7 @@ def test_the_small_settings_reader_agrees_with_prefect(
             "PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/other.db"
         )
 
-    ours = resolve_target(None)
+    ours = resolve_target(None, fallback=target_from_prefect_settings)
     theirs = Settings()
     url = theirs.server.database.connection_url
     assert ours.api_url == (theirs.api.url or None)

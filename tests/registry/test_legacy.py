@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batch_openai import BatchRegistry
-from batch_openai._registry_sqlite import read_one
+from batch_openai.records import read_one
 
 # The seed's table, exactly as batch-openai 0.4.0 created it.
 SEED_SCHEMA = """

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch_openai._registry_record import (
+from batch_openai.records import (
     BatchRecord,
     decode_record,
     encode_record,

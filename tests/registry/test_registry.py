@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from batch_openai import BatchJob, BatchRecord, BatchRegistry, BatchRequestBuilder
-from batch_openai._registry_record import variable_name
+from batch_openai.records import variable_name
 
 
 def _batch(batch_id: str, status: str = "validating", *, created: int = 1_700_000_000, **extra: Any) -> dict:

@@ -16,8 +16,8 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 
-from batch_openai._registry_record import BatchRecord
 from batch_openai.cli._context import CliError
+from batch_openai.records import BatchRecord, encode_record
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -67,8 +67,6 @@ def counts_text(counts: dict[str, int] | None) -> str:
 
 def record_json(record: BatchRecord) -> dict[str, Any]:
     """A record as plain JSON data (times in ISO 8601, UTC)."""
-    from batch_openai._registry_record import encode_record
-
     value = encode_record(record)
     value.pop("v", None)
     return value

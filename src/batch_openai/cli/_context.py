@@ -31,7 +31,7 @@ OPTIONS = CliOptions()
 
 def one_line(exc: BaseException) -> str:
     """An exception as one line: its message's first line, or its type when it has no message."""
-    from batch_openai._errors import redact
+    from batch_openai import redact
 
     text = str(exc).strip()
     if isinstance(exc, KeyError) and exc.args:

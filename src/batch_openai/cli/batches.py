@@ -23,8 +23,7 @@ from batch_openai.cli._context import OPTIONS, CliError
 if TYPE_CHECKING:
     from openai import OpenAI
 
-    from batch_openai._job import BatchJob
-    from batch_openai._registry import BatchRegistry
+    from batch_openai import BatchJob, BatchRegistry
 
 STATUSES = (
     "validating",
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
 
 # ------------------------------------------------------------------------------------------ helpers
 def _registry() -> BatchRegistry:
-    from batch_openai._registry import BatchRegistry
+    from batch_openai.flows.registry import BatchRegistry  # the Prefect layer's; imports no Prefect yet
 
     return BatchRegistry(OPTIONS.registry)
 
@@ -75,7 +74,7 @@ def _client() -> OpenAI:
 
 
 def _job(batch_id: str) -> BatchJob:
-    from batch_openai._job import BatchJob
+    from batch_openai import BatchJob
 
     return BatchJob.from_id(_client(), batch_id)
 
@@ -116,7 +115,7 @@ def _require_terminal(job: BatchJob) -> None:
 
 def _settle(job: BatchJob, *, polls: int = 5, interval: float = 2.0) -> None:
     """A `completed` batch can lag a poll or two before its file ids appear: give it a few polls."""
-    from batch_openai._job import files_settled
+    from batch_openai.lifecycle import files_settled
 
     for _ in range(polls):
         if all(files_settled(b) for b in job.batches):
@@ -243,7 +242,7 @@ def _expected_ids(job: BatchJob, directory: str) -> list[str] | None:
     """The custom_ids of the batch's input file, in order, so requests with no line show as `missing`."""
     import orjson
 
-    from batch_openai._steps import call
+    from batch_openai import retry_call
 
     path = Path(directory) / "input.jsonl"
     client = job.client
@@ -257,7 +256,7 @@ def _expected_ids(job: BatchJob, directory: str) -> list[str] | None:
                 f.write(chunk)
 
     try:
-        call(fetch, context=f"downloading input file {job.input_file_id}")
+        retry_call(fetch, context=f"downloading input file {job.input_file_id}")
     except Exception as exc:
         from batch_openai.cli._context import one_line
 
