@@ -38,6 +38,7 @@ from batch_openai._pricing import (
     price_for,
     register_prices,
 )
+from batch_openai._queue import plan_waves
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard
@@ -89,6 +90,7 @@ __all__ = [
     "cost_of",
     "find_batch_by_fingerprint",
     "fingerprint_file",
+    "plan_waves",
     "price_for",
     "redact",
     "register_prices",

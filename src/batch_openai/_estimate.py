@@ -10,15 +10,12 @@ or other languages; treat the figures as estimates.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from batch_openai._pricing import PriceLike, price_for
-from batch_openai.tokens import request_input_tokens
+from batch_openai.tokens import file_input_tokens, request_input_tokens
 
 __all__ = ["CostEstimate", "estimate_cost", "file_input_tokens", "input_tokens", "max_output_tokens"]
 
@@ -46,19 +43,6 @@ def max_output_tokens(endpoint: str, body: Mapping[str, Any]) -> int | None:
     else:
         return None
     return int(limit) * n if isinstance(limit, int) and not isinstance(limit, bool) else None
-
-
-def file_input_tokens(path: str | os.PathLike[str], endpoint: str | None = None) -> int:
-    """Estimated input tokens of a batch-input JSONL file (what the service counts against its queue)."""
-    count = request_input_tokens
-    total = 0
-    with open(path, "rb") as f:
-        for raw in f:
-            if raw.isspace():
-                continue
-            line = orjson.loads(raw)
-            total += count(endpoint or line.get("url", ""), line.get("body") or {})
-    return total
 
 
 @dataclass(frozen=True, slots=True)

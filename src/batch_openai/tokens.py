@@ -11,6 +11,7 @@ Part of the core (no FastAPI, no Prefect): `batch_openai.local` imports it from 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "TOKEN_RE",
     "content_tokens",
     "count_tokens",
+    "file_input_tokens",
     "messages_tokens",
     "request_input_tokens",
     "split_tokens",
@@ -107,6 +109,18 @@ def request_input_tokens(endpoint: str, body: dict[str, Any]) -> int:
     if endpoint == "/v1/completions":
         return sum(content_tokens(x) for x in _as_list(body.get("prompt")))
     return content_tokens(body.get("prompt"))
+
+
+def file_input_tokens(path: str | os.PathLike[str], endpoint: str | None = None) -> int:
+    """Estimated input tokens of a batch-input JSONL file (what the service counts against its queue)."""
+    total = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if raw.isspace():
+                continue
+            line = orjson.loads(raw)
+            total += request_input_tokens(endpoint or line.get("url", ""), line.get("body") or {})
+    return total
 
 
 def _as_list(value: Any) -> list[Any]:
