@@ -15,24 +15,31 @@ Work directory layout (`work_dir`, default `$BATCH_OPENAI_WORK_DIR` or `./.batch
 from __future__ import annotations
 
 import os
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from prefect import flow, task
 from prefect.logging import get_run_logger
 
+from batch_openai import fingerprint_file
 from batch_openai.flows.artifacts import board_for, drop_board, estimate_cost, publish_summary
-from batch_openai.flows.caching import file_sha256
-from batch_openai.flows.output import check_output_path, convert_jsonl, infer_format
-from batch_openai.flows.results import USAGE_KEYS, concatenate, merge_rows, write_retry_input
+from batch_openai.flows.output import atomic_binary, check_output_path, convert_jsonl, infer_format
+from batch_openai.flows.results import (
+    USAGE_KEYS,
+    concatenate,
+    count_lines,
+    merge_rows,
+    write_retry_input,
+    write_rows,
+)
 from batch_openai.flows.suspend import wait_by_suspending
-from batch_openai.flows.tasks import build_shards, collect_batch, submit_shard, wait_for_batch
+from batch_openai.flows.tasks import BatchRef, build_shards, collect_batch, submit_batch, wait_for_batch
 
 WORK_DIR_ENV = "BATCH_OPENAI_WORK_DIR"
 DEFAULT_WORK_DIR = ".batch_openai/work"
-MAX_RESUBMITS = 5  # per shard and round: token-limit waits and remote cancels/deletes
+MAX_RESUBMITS = 5  # per shard and round: remote cancels/deletes (token-limit requeues happen in the wait)
 COLLECT_PARALLELISM = 4  # batches downloaded and classified at once
 
 
@@ -92,114 +99,76 @@ def merge_output(
     return merged
 
 
-def _replace_lost_reattached(
-    current: dict[str, tuple[dict[str, Any], dict[str, Any]]],
-    resubmits: dict[str, int],
-    opts: dict[str, Any],
-    conn: dict[str, Any],
-) -> None:
-    """Batches re-attached from an earlier run that were cancelled or deleted since: resubmit them now.
-
-    Done before waiting, so a lost batch does not wait for the rest of the round to end first.
-    """
-    from prefect.runtime import flow_run
-
-    from batch_openai.flows.suspend import check_batches
-
-    run_id = str(flow_run.id or "")
-    old = {fp: sub["batch_id"] for fp, (_, sub) in current.items() if sub["flow_run_id"] != run_id}
-    if not old:
-        return
-    statuses = check_batches(list(old.values()), conn["base_url"], conn["api_key_block"])
-    for fp, batch_id in old.items():
-        if statuses.get(batch_id) in ("cancelling", "cancelled", "gone"):
-            shard, sub = current[fp]
-            resubmits[fp] += 1
-            get_run_logger().warning(
-                "re-attached batch %s is %s: resubmitting shard %s", batch_id, statuses[batch_id], fp[:12]
-            )
-            current[fp] = (
-                shard,
-                submit_shard.submit(
-                    shard["path"],
-                    fp,
-                    shard["endpoint"],
-                    attempt=sub["attempt"] + 1,
-                    description=opts["description"],
-                    **conn,
-                ).result(),
-            )
-
-
 def _run_round(
     shards: list[dict[str, Any]], round_no: int, round_dir: Path, opts: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Submit, wait for and collect one round of shards; returns one collect summary per shard."""
+    """Submit, wait for and collect one round of shards with the public tasks; one summary per shard."""
     log = get_run_logger()
     conn = {"base_url": opts["base_url"], "api_key_block": opts["api_key_block"]}
-    subs = [
-        submit_shard.submit(
-            s["path"], s["fingerprint"], s["endpoint"], attempt=0, description=opts["description"], **conn
-        )
-        for s in shards
-    ]
-    current = {s["fingerprint"]: (s, f.result()) for s, f in zip(shards, subs, strict=True)}
-    resubmits: dict[str, int] = defaultdict(int)
-    _replace_lost_reattached(current, resubmits, opts, conn)
+    by_fp = {s["fingerprint"]: s for s in shards}
+    futures = {
+        s["fingerprint"]: submit_batch.submit(s, description=opts["description"], **conn) for s in shards
+    }
+    pending = {fp: f.result() for fp, f in futures.items()}
     if opts["wait_mode"] == "suspend":
-        wait_by_suspending([sub["batch_id"] for _, sub in current.values()], round_no, opts)
-    finished: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    while current:
+        wait_by_suspending([b for ref in pending.values() for b in ref.batch_ids], round_no, opts)
+    ended: dict[str, BatchRef] = {}
+    resubmits: dict[str, int] = defaultdict(int)
+    while pending:
         waits = {
             fp: wait_for_batch.submit(
-                sub["batch_id"],
-                sub["flow_run_id"],
-                poll_interval=opts["poll_interval"],
-                max_poll_interval=opts["max_poll_interval"],
-                **conn,
+                ref, poll_interval=opts["poll_interval"], max_poll_interval=opts["max_poll_interval"]
             )
-            for fp, (_, sub) in current.items()
+            for fp, ref in pending.items()
         }
-        again: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        pending = {}
         for fp, future in waits.items():
-            shard, sub = current[fp]
-            outcome = future.result()
-            if outcome["resubmit"] and resubmits[fp] < MAX_RESUBMITS:
-                again[fp] = (shard, sub)
-            elif outcome["status"] == "deleted":
-                raise RuntimeError(f"batch {sub['batch_id']} was deleted {MAX_RESUBMITS} times; giving up")
-            else:
-                finished[fp] = (shard, sub)
-        if not again:
-            break
-        # Every in-flight batch of this run has ended: resubmit on purpose (no round is spent).
-        if any(resubmits[fp] for fp in again):
-            time.sleep(min(opts["max_poll_interval"], opts["poll_interval"] * 2 ** max(resubmits.values())))
-        current = {}
-        for fp, (shard, sub) in again.items():
+            ref = future.result()
+            if ref.resubmit is None:
+                ended[fp] = ref
+                continue
+            if resubmits[fp] >= MAX_RESUBMITS:
+                raise RuntimeError(
+                    f"batch {ref.batch_ids[0]} was {ref.resubmit} {MAX_RESUBMITS} times; giving up"
+                )
             resubmits[fp] += 1
-            log.info("resubmitting shard %s (attempt %d)", fp[:12], sub["attempt"] + 1)
-            new_sub = submit_shard.submit(
-                shard["path"],
-                fp,
-                shard["endpoint"],
-                attempt=sub["attempt"] + 1,
-                description=opts["description"],
-                **conn,
-            ).result()
-            current[fp] = (shard, new_sub)
+            log.info("resubmitting shard %s (attempt %d): %s", fp[:12], ref.attempt + 1, ref.resubmit)
+            pending[fp] = submit_batch(
+                by_fp[fp], description=opts["description"], attempt=ref.attempt + 1, **conn
+            )
     downloads = round_dir / "downloads"
-    # Each collect holds one batch's items in memory; a bounded number at once keeps a
+    # Each rows file is built from one batch at a time; a bounded number at once keeps a
     # 20-batch run's peak at a few batches' worth instead of all twenty.
-    ended = list(finished.values())
+    order = [ended[s["fingerprint"]] for s in shards]
     summaries: list[dict[str, Any]] = []
-    for start in range(0, len(ended), COLLECT_PARALLELISM):
+    for start in range(0, len(order), COLLECT_PARALLELISM):
         wave = [
-            collect_batch.submit(sub["batch_id"], shard["path"], str(downloads), round_no, **conn)
-            for shard, sub in ended[start : start + COLLECT_PARALLELISM]
+            write_batch_rows.submit(ref, str(downloads), round_no)
+            for ref in order[start : start + COLLECT_PARALLELISM]
         ]
-        summaries.extend(c.result() for c in wave)
+        summaries.extend(w.result() for w in wave)
     return summaries
+
+
+@task(name="write-rows", task_run_name="rows of {ref.batch_ids[0]}")
+def write_batch_rows(ref: BatchRef, download_dir: str, round_no: int) -> dict[str, Any]:
+    """Collect an ended batch (`collect_batch`) and write one row per shard line, in shard order.
+
+    The rows file is named by batch id and written atomically; a terminal batch never changes, so a
+    rerun after a crash reuses a finished rows file instead of collecting again.
+    """
+    rows_path = Path(download_dir) / f"{ref.batch_ids[0]}.rows.jsonl"
+    summary_path = rows_path.with_suffix(".summary.json")
+    if rows_path.exists() and summary_path.exists():
+        summary = orjson.loads(summary_path.read_bytes())
+        if count_lines(rows_path) == sum(summary["outcomes"].values()):  # whole: reuse it
+            return summary
+    result = collect_batch.fn(ref, download_dir)
+    summary = write_rows(result, ref, rows_path, round_no)
+    with atomic_binary(summary_path, durable=False) as fh:
+        fh.write(orjson.dumps(summary))
+    get_run_logger().info("batch %s: %s", ref.batch_ids[0], summary["outcomes"])
+    return summary
 
 
 def _queue_waves(
@@ -293,7 +262,7 @@ def batch_run_flow(
         )
     else:
         native = str(Path(input_path).expanduser().resolve())
-        run_dir = root / file_sha256(native)[:16]
+        run_dir = root / fingerprint_file(native)[:16]
     opts = {
         "description": description,
         "poll_interval": poll_interval,

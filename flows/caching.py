@@ -24,17 +24,10 @@ from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
 from prefect.context import TaskRunContext
 from prefect.locking.filesystem import FileSystemLockManager
 
+from batch_openai import fingerprint_file
+
 LOCK_HOLD_SECONDS = 3600.0  # backstop for locks left by a dead process on another host
 _HOST = socket.gethostname()
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -132,7 +125,7 @@ def shard_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     from batch_openai.flows.client import resolve_base_url
 
     path = parameters.get("shard_path")
-    sha = file_sha256(path) if path and Path(path).exists() else str(parameters["fingerprint"])
+    sha = fingerprint_file(path) if path and Path(path).exists() else str(parameters["fingerprint"])
     base_url = resolve_base_url(parameters.get("base_url")) or "openai"
     service = hashlib.sha256(base_url.encode()).hexdigest()[:8]
     attempt = int(parameters.get("attempt") or 0)

@@ -16,8 +16,8 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 
+from batch_openai import fingerprint_file
 from batch_openai.flows.batch_flow import merge_output, work_root
-from batch_openai.flows.caching import file_sha256
 from batch_openai.flows.tasks import build_shards
 
 
@@ -52,7 +52,7 @@ def shard_fanout_flow(
 
     log = get_run_logger()
     native = str(Path(input_path).expanduser().resolve())
-    run_dir = work_root(work_dir) / file_sha256(native)[:16]
+    run_dir = work_root(work_dir) / fingerprint_file(native)[:16]
     shards = build_shards(native, str(run_dir / "fanout" / "shards"), batch_size, max_bytes, round_no=1)
     parent = str(flow_run.id or "")
     runs: list[tuple[str, Any]] = []

@@ -1,14 +1,14 @@
 """Turning a terminal batch into output rows, and merging rounds into the final output file.
 
-Rows are plain dicts (`batch_openai.flows.output.ROW_FIELDS`), one per input `custom_id`, written as JSONL files on
-disk; only small summaries (counts, usage) travel through Prefect.
+Rows are plain dicts (`batch_openai.flows.output.ROW_FIELDS`), one per input `custom_id`, written as
+JSONL files on disk; only small summaries (counts, usage) travel through Prefect.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,9 @@ import orjson
 
 from batch_openai.flows.classify import count_outcomes, is_retryable_row
 from batch_openai.flows.output import atomic_binary, dumps_row
+from batch_openai.flows.tasks import iter_custom_ids
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
-
-
-def iter_shard_ids(shard_path: str | Path) -> Iterator[str]:
-    """The custom_ids of a batch-input JSONL file, in file order."""
-    with open(shard_path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield orjson.loads(line)["custom_id"]
 
 
 def normalise_usage(usage: Any) -> dict[str, int] | None:
@@ -40,18 +33,11 @@ def normalise_usage(usage: Any) -> dict[str, int] | None:
     return {"input_tokens": int(inp), "output_tokens": int(out), "total_tokens": int(total)}
 
 
-def _batch_error(batch: Any) -> dict[str, Any]:
+def _batch_error(ref: Any) -> dict[str, Any]:
     """The first batch-level error of a failed batch, as a row error."""
-    errors = getattr(batch, "errors", None)
-    data = list(getattr(errors, "data", None) or [])
-    if data:
-        first = data[0]
-        return {
-            "code": getattr(first, "code", None),
-            "message": getattr(first, "message", None),
-            "line": getattr(first, "line", None),
-            "batch_status": "failed",
-        }
+    if ref.batch_errors:
+        first = ref.batch_errors[0]
+        return {**first, "batch_status": "failed"}
     return {"code": "batch_failed", "message": "the batch failed without a reason", "batch_status": "failed"}
 
 
@@ -70,57 +56,54 @@ def item_row(item: Any, batch_id: str, round_no: int) -> dict[str, Any]:
     }
 
 
-def collect_rows(
-    job: Any, shard_path: str, download_dir: Path, rows_path: Path, round_no: int
-) -> dict[str, Any]:
-    """Download a terminal batch, classify every line of its shard, write rows in shard order; summarise."""
-    from batch_openai import BatchResult
+def write_rows(result: Any, ref: Any, rows_path: Path, round_no: int) -> dict[str, Any]:
+    """One row per input line of an ended batch (`result`, a `BatchResult`), in input order; summarise.
 
-    batch = job.batches[0]
-    expected = list(iter_shard_ids(shard_path))
-    files_dir = download_dir / job.batch_id
-    out_path, err_path = job.download(files_dir)
-    result = BatchResult.from_files(out_path, err_path, expected_ids=expected)
-    by_id = {item.custom_id: item for item in result}
-    failed_batch = batch.status == "failed"
+    A batch that failed in validation ran nothing: every line carries the batch's reason as `failed`.
+    Rows are kept as bytes keyed by custom_id until written, never as parsed objects.
+    """
+    statuses = list(ref.statuses.values())
+    failed_batch = bool(statuses) and all(s == "failed" for s in statuses)
+    batch_id = ref.batch_ids[0]
+    by_id: dict[str, bytes] = {}
     counts: Counter[str] = Counter()
     usage = Counter[str]()
     retryable = 0
-    block: list[bytes] = []
+    for item in result:
+        outcome = str(getattr(item.outcome, "value", item.outcome))
+        if failed_batch and outcome == "missing":
+            row = _empty_row(item.custom_id, "failed", _batch_error(ref), batch_id, round_no)
+        elif outcome == "missing":
+            row = _empty_row(
+                item.custom_id,
+                "missing",
+                {"code": "missing", "message": "in neither file"},
+                batch_id,
+                round_no,
+            )
+        else:
+            row = item_row(item, batch_id, round_no)
+        counts[row["outcome"]] += 1
+        if row["usage"]:
+            for key in USAGE_KEYS:
+                usage[key] += row["usage"][key]
+        if row["outcome"] != "succeeded":
+            retryable += is_retryable_row(row)
+        by_id[row["custom_id"]] = dumps_row(row)
     with atomic_binary(rows_path, durable=False) as fh:  # checked by line count before any reuse
-        for custom_id in expected:
-            item = by_id.get(custom_id)
-            if item is not None and not (
-                failed_batch and str(getattr(item.outcome, "value", item.outcome)) == "missing"
-            ):
-                row = item_row(item, job.batch_id, round_no)
-            elif failed_batch:  # failed in validation: nothing ran, every line carries the batch's reason
-                row = _empty_row(custom_id, "failed", _batch_error(batch), job.batch_id, round_no)
-            else:
-                row = _empty_row(
-                    custom_id,
-                    "missing",
-                    {"code": "missing", "message": "in neither file"},
-                    job.batch_id,
-                    round_no,
-                )
-            counts[row["outcome"]] += 1
-            if row["usage"]:
-                for key in USAGE_KEYS:
-                    usage[key] += row["usage"][key]
-            if row["outcome"] != "succeeded":
-                retryable += is_retryable_row(row)
-            block.append(dumps_row(row))
+        block: list[bytes] = []
+        for custom_id in ref.expected_ids():
+            block.append(by_id.pop(custom_id))
             if len(block) >= 2048:  # a few large writes instead of 50,000 small ones
                 fh.write(b"".join(block))
                 block.clear()
         fh.write(b"".join(block))
     return {
-        "batch_id": job.batch_id,
-        "status": batch.status,
-        "model": _shard_model(shard_path),
+        "batch_id": batch_id,
+        "status": statuses[0] if len(set(statuses)) == 1 else "mixed",
+        "model": ref.models[0] if ref.models else None,
         "rows_path": str(rows_path),
-        "shard_path": str(shard_path),
+        "shard_path": ref.input_files[0],
         "round": round_no,
         "outcomes": count_outcomes(counts),
         "usage": {k: int(usage[k]) for k in USAGE_KEYS},
@@ -141,12 +124,6 @@ def _empty_row(
         "batch_id": batch_id,
         "round": round_no,
     }
-
-
-def _shard_model(shard_path: str | Path) -> str | None:
-    with open(shard_path, "rb") as fh:
-        first = fh.readline()
-    return orjson.loads(first).get("body", {}).get("model") if first.strip() else None
 
 
 def write_retry_input(rows_paths: Iterable[str], shard_paths: Iterable[str], target: Path) -> int:
@@ -203,7 +180,7 @@ def merge_rows(input_path: str, rows_paths_by_round: list[list[str]], target: Pa
     counts: Counter[str] = Counter()
     n = 0
     with atomic_binary(target) as out:
-        for custom_id in iter_shard_ids(input_path):
+        for custom_id in iter_custom_ids(input_path):
             found = latest.pop(custom_id, None)
             if found is None:  # belt and braces: never drop an input silently
                 row = _empty_row(custom_id, "missing", {"code": "missing", "message": "no result row"}, "", 0)

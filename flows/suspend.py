@@ -22,10 +22,11 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from batch_openai.lifecycle import TERMINAL
+
 WAIT_TAG = "batch-openai-wait"
 VARIABLE_PREFIX = "batch-openai-wait-"
 VARIABLE_MAX_CHARS = 4500
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
 def _variable_name(flow_run_id: str) -> str:

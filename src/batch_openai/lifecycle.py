@@ -160,19 +160,18 @@ def limit_from_errors(batch: Any) -> int | None:
     return None
 
 
-ResubmitReason = Literal["token_limit", "cancelled", "deleted"]
+ResubmitReason = Literal["cancelled", "deleted"]
 
 
 def resubmit_reason(batch: Any | None, *, reattached: bool) -> ResubmitReason | None:
-    """Why a batch must be made again on purpose, or None.
+    """Why a batch must be uploaded and made again on purpose, or None.
 
     `batch` None: it no longer exists (deleted remotely). A cancelled batch is remade only when it was
     re-attached to (made by an earlier run): a cancel this run saw happen is a person's decision.
+    (A token-limited batch is not remade from scratch: `BatchJob.settle` requeues its upload.)
     """
     if batch is None:
         return "deleted"
-    if token_limited(batch):
-        return "token_limit"
     if reattached and batch.status in ("cancelling", "cancelled"):
         return "cancelled"
     return None

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from flows_harness import count_batches, read_rows, wait_until, write_requests
 
-from batch_openai.local import LocalBatchServer
 from batch_openai.flows import run_batch
+from batch_openai.local import LocalBatchServer
 
 
 def _batches(server: LocalBatchServer) -> list:
@@ -259,7 +259,7 @@ def test_a_lost_create_answer_is_found_by_fingerprint_not_created_twice(prefect_
     assert summary["outcomes"]["succeeded"] == 4
 
 
-def test_a_damaged_rows_file_is_collected_again_not_reused(prefect_api, api_key, tmp_path: Path):
+def test_a_damaged_rows_file_is_rebuilt_from_the_finished_downloads(prefect_api, api_key, tmp_path: Path):
     src = write_requests(tmp_path / "in.jsonl", 6, prefix="torn")
     out = tmp_path / "out.jsonl"
     work = tmp_path / "work"
@@ -270,6 +270,7 @@ def test_a_damaged_rows_file_is_collected_again_not_reused(prefect_api, api_key,
         rows_file.write_bytes(whole[: len(whole) // 2])  # e.g. a power cut after the rename
         downloads = server.stats().get("GET /v1/files/{file_id}/content", 0)
         run_batch(src, out, base_url=server.base_url, poll_interval=0.05, work_dir=str(work))
-        assert server.stats().get("GET /v1/files/{file_id}/content", 0) > downloads
+        # The downloads were whole (renamed into place only when complete): reused, not fetched again.
+        assert server.stats().get("GET /v1/files/{file_id}/content", 0) == downloads
     assert rows_file.read_bytes() == whole
     assert len(read_rows(out)) == 6

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from flows_harness import PrefectServer, write_requests
 
-from batch_openai.local import LocalBatchServer
 from batch_openai.flows import run_batch
+from batch_openai.local import LocalBatchServer
 
 
 def _prefect_bytes(server: PrefectServer) -> bytes:

@@ -13,11 +13,13 @@ from types import SimpleNamespace
 import pytest
 from flows_harness import read_rows, write_requests
 
-from batch_openai.flows.caching import StaleAwareLockManager, file_sha256, shard_cache_key
-from batch_openai.flows.classify import batch_failed_for_token_limit, is_retryable_row
+from batch_openai import fingerprint_file
+from batch_openai.flows.caching import StaleAwareLockManager, shard_cache_key
+from batch_openai.flows.classify import is_retryable_row
 from batch_openai.flows.output import convert_jsonl, infer_format, write_jsonl
 from batch_openai.flows.results import merge_rows, write_retry_input
 from batch_openai.flows.template import render_requests, template_fields
+from batch_openai.lifecycle import token_limited
 
 
 @pytest.mark.parametrize(
@@ -40,11 +42,15 @@ def test_only_lines_that_can_pass_on_a_second_try_are_retried(row: dict, retry: 
 
 
 def test_token_limit_is_read_from_batch_errors_in_either_shape():
+    def failed(errors):
+        return SimpleNamespace(status="failed", errors=errors)
+
     as_dict = {"data": [{"code": "token_limit_exceeded", "message": "Enqueued token limit reached"}]}
     as_obj = SimpleNamespace(data=[SimpleNamespace(code="token_limit_exceeded")])
-    assert batch_failed_for_token_limit(as_dict) and batch_failed_for_token_limit(as_obj)
-    assert not batch_failed_for_token_limit({"data": [{"code": "invalid_json_line"}]})
-    assert not batch_failed_for_token_limit(None)
+    assert token_limited(failed(as_dict)) and token_limited(failed(as_obj))
+    assert not token_limited(failed({"data": [{"code": "invalid_json_line"}]}))
+    assert not token_limited(failed(None))
+    assert not token_limited(SimpleNamespace(status="completed", errors=as_obj))
 
 
 def test_an_output_path_that_can_never_be_written_is_refused(tmp_path: Path):
@@ -168,7 +174,7 @@ def test_retry_input_holds_the_original_lines_of_retryable_rows_only(tmp_path: P
     assert target.read_text().splitlines() == [originals["r1"], originals["r4"]]  # shard order: deterministic
     again = tmp_path / "retry-again.jsonl"
     write_retry_input([str(rows)], [str(shard)], again)
-    assert file_sha256(again) == file_sha256(target)  # same content, same fingerprint: a rerun re-attaches
+    assert fingerprint_file(again) == fingerprint_file(target)  # same content: a rerun re-attaches
 
 
 def test_template_renders_one_request_per_record_and_names_missing_fields(tmp_path: Path):
@@ -202,7 +208,7 @@ def test_cache_key_is_task_name_content_and_service_not_path(tmp_path: Path, mon
     assert key(a) != key(a, context=other_task)  # task identity is part of it
     assert key(a) != key(a, attempt=1)  # a deliberate resubmission is a new identity
     assert key(a) != key(a, base_url="http://127.0.0.1:9/v1")  # another service is another batch
-    assert file_sha256(a) in key(a)
+    assert fingerprint_file(a) in key(a)
 
 
 def test_a_lock_left_by_a_dead_process_does_not_block_the_rerun(tmp_path: Path):
