@@ -20,7 +20,12 @@ def register(app: typer.Typer) -> None:
 
 def run(
     input_path: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="Native batch-input JSONL (one request a line).")
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="Native batch-input JSONL (one request a line), or with --prompt-template a CSV/JSONL "
+            "of records.",
+        ),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output rows: .jsonl (default), .csv or .parquet.")
@@ -49,13 +54,64 @@ def run(
             help="Your enqueued-token limit per model: submit shards in waves that fit under it.", min=1
         ),
     ] = None,
+    prompt_template: Annotated[
+        str | None,
+        typer.Option(
+            help="Template mode: INPUT is a CSV/JSONL of records; one chat request per record, with "
+            "{field} placeholders filled from it.",
+            rich_help_panel="Template mode",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Template mode: the model every request uses.", rich_help_panel="Template mode"),
+    ] = None,
+    id_field: Annotated[
+        str,
+        typer.Option(
+            help="Template mode: the record field that becomes the custom_id.",
+            rich_help_panel="Template mode",
+        ),
+    ] = "id",
+    system_prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="Template mode: a system message for every request.", rich_help_panel="Template mode"
+        ),
+    ] = None,
+    response_schema: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.json",
+            help="Template mode: a JSON Schema (root type object) the answers must follow; rows gain "
+            "'parsed' and 'parse_error'.",
+            rich_help_panel="Template mode",
+        ),
+    ] = None,
+    response_model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="module:Class",
+            help="Template mode: a Pydantic model the answers must follow (instead of --response-schema).",
+            rich_help_panel="Template mode",
+        ),
+    ] = None,
 ) -> None:
     """Run a batch job as a resumable Prefect flow; rerun the same command after a crash to resume."""
-    from batch_openai import BatchAuthError, BatchRequestBuilder, BatchValidationError
+    from batch_openai import BatchAuthError, BatchValidationError
 
-    try:
-        BatchRequestBuilder.from_jsonl(input_path)  # fail fast, before Prefect starts or anything is uploaded
-    except BatchValidationError as exc:
+    template_options: dict[str, object] = {}
+    try:  # fail fast, before Prefect starts or anything is uploaded
+        template_options = _check_input(
+            input_path,
+            prompt_template=prompt_template,
+            model=model,
+            id_field=id_field,
+            system_prompt=system_prompt,
+            response_schema=response_schema,
+            response_model=response_model,
+        )
+    except (BatchValidationError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     from batch_openai.flows.output import OutputPathError, check_output_path  # light: no Prefect
@@ -95,6 +151,7 @@ def run(
             base_url=base_url,
             api_key_block=api_key_block,
             max_enqueued_tokens=max_enqueued_tokens,
+            **template_options,
         )
     except BatchValidationError as exc:  # e.g. a shard over --max-enqueued-tokens: refused before upload
         typer.echo(f"error: {exc}", err=True)
@@ -112,6 +169,99 @@ def run(
         raise typer.Exit(1) from None
     counts = ", ".join(f"{n} {name}" for name, n in summary["outcomes"].items() if n)
     typer.echo(f"{summary['total']} rows → {summary['output']} ({counts})")
+
+
+def _check_input(
+    input_path: Path,
+    *,
+    prompt_template: str | None,
+    model: str | None,
+    id_field: str,
+    system_prompt: str | None,
+    response_schema: Path | None,
+    response_model: str | None,
+) -> dict[str, object]:
+    """Validate INPUT as the flow will read it; return the template-mode keywords for `run_batch`.
+
+    Native mode: every request line is checked by the library. Template mode: the records are rendered
+    to a temporary file exactly as the flow renders them, so a bad template, a missing field, a bad schema
+    or an unimportable model fails here. Raises ValueError / BatchValidationError / OSError with one line.
+    """
+    from batch_openai import BatchRequestBuilder
+
+    if prompt_template is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--model", model),
+                ("--system-prompt", system_prompt),
+                ("--response-schema", response_schema),
+                ("--response-model", response_model),
+            )
+            if value is not None
+        ]
+        if input_path.suffix.lower() == ".csv":
+            raise ValueError(
+                f"{input_path.name} is a CSV of records; pass --prompt-template (with {{field}} "
+                "placeholders) and --model to send one chat request per record"
+            )
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply in template mode; pass --prompt-template too")
+        BatchRequestBuilder.from_jsonl(input_path)
+        return {}
+    if not model:
+        raise ValueError("--prompt-template needs --model: the model every rendered request uses")
+    if response_schema is not None and response_model is not None:
+        raise ValueError("pass either --response-schema or --response-model, not both")
+    schema: object = None
+    if response_schema is not None:
+        import orjson
+
+        try:
+            schema = orjson.loads(response_schema.read_bytes())
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read --response-schema {str(response_schema)!r} ({exc.strerror})"
+            ) from None
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(
+                f"--response-schema {str(response_schema)!r} is not valid JSON ({exc}); give a .json file "
+                "holding one JSON Schema object"
+            ) from None
+        if not isinstance(schema, dict):
+            raise ValueError(
+                f"--response-schema {str(response_schema)!r} holds a JSON {type(schema).__name__}, not a "
+                "JSON Schema object"
+            )
+    import tempfile
+
+    from batch_openai.flows.template import render_requests, response_format_for  # light: no Prefect
+
+    response_format = response_format_for(schema, response_model)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory(prefix="batch-openai-check-") as tmp:
+        try:
+            render_requests(
+                input_path,
+                Path(tmp) / "input.jsonl",
+                prompt_template=prompt_template,
+                model=model,
+                id_field=id_field,
+                system_prompt=system_prompt,
+                response_format=response_format,
+            )
+        except UnicodeDecodeError:
+            raise ValueError(f"{input_path.name} is not UTF-8 text; save the records as UTF-8") from None
+    options: dict[str, object] = {
+        "prompt_template": prompt_template,
+        "model": model,
+        "id_field": id_field,
+        "system_prompt": system_prompt,
+    }
+    if schema is not None:  # only when set: the flow gains these parameters with the parse step
+        options["response_schema"] = schema
+    if response_model is not None:
+        options["response_model"] = response_model
+    return options
 
 
 def _one_line_console_logs() -> None:
