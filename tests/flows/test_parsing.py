@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from batch_openai.flows.parsing import parse_rows_file, row_parser
 from batch_openai.flows.template import render_requests, response_format_for, strict_schema
 
