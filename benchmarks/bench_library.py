@@ -48,11 +48,44 @@ def run(python: str, contender: str, phase: str, repeat: int, **kw: Any) -> dict
     }
 
 
-def chat_line(i: int) -> bytes:
-    """One realistic chat-completion output line (~900 bytes, like the real service's)."""
-    content = (
-        f"Answer {i}: the review is broadly positive; delivery and support were praised, setup was not. " * 2
+def review_content(i: int) -> str:
+    """A structured-output answer: the JSON of library_contenders' `Review` model."""
+    return json.dumps(
+        {
+            "sentiment": "positive" if i % 4 else "mixed",
+            "score": i % 5 + 1,
+            "summary": f"Review {i}: quick delivery and helpful support, but a confusing setup.",
+            "key_points": ["quick delivery", "helpful support", "confusing instructions"],
+        }
     )
+
+
+def failed(i: int) -> bool:
+    """2,535 of every 50,000 requests fail (5 %), so 47,465 of 50,000 answer."""
+    return (i * 7919) % 10_000 < 507
+
+
+def failed_line(i: int) -> bytes:
+    line = {
+        "id": f"batch_req_{i:024x}",
+        "custom_id": f"doc-{i}",
+        "response": {
+            "status_code": 500,
+            "request_id": f"req_{i:032x}",
+            "body": {"error": {"message": "The server had an error", "type": "server_error", "code": None}},
+        },
+        "error": None,
+    }
+    return json.dumps(line, separators=(",", ":")).encode() + b"\n"
+
+
+def chat_line(i: int, content: str | None = None) -> bytes:
+    """One realistic chat-completion output line (~900 bytes, like the real service's)."""
+    if content is None:
+        content = (
+            f"Answer {i}: the review is broadly positive; delivery and support were praised, setup was "
+            "not. " * 2
+        )
     line = {
         "id": f"batch_req_{i:024x}",
         "custom_id": f"doc-{i}",
@@ -102,6 +135,15 @@ def write_output_file(path: Path, n: int) -> Path:
     with open(path, "wb") as f:
         for start in range(0, n, 10_000):
             f.write(b"".join(chat_line(i) for i in range(start, min(n, start + 10_000))))
+    return path
+
+
+def write_structured_file(path: Path, n: int) -> Path:
+    """An output file of `Review` JSON answers, 5 % of the lines failed (HTTP 500)."""
+    with open(path, "wb") as f:
+        for start in range(0, n, 10_000):
+            rows = range(start, min(n, start + 10_000))
+            f.write(b"".join(failed_line(i) if failed(i) else chat_line(i, review_content(i)) for i in rows))
     return path
 
 

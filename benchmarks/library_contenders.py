@@ -3,7 +3,8 @@
     python library_contenders.py CONTENDER PHASE [--n N] [--base-url URL] [--file PATH] [--nonce S]
 
 CONTENDER: ours | v040 (batch-openai 0.4.0, run with its own venv's python) | plain (hand-written SDK
-script) | floor (orjson only, no validation). PHASE: build | e2e | parse | iterate | iterate_ids.
+script) | floor (orjson only, no validation). PHASE: build | add (the add() loop alone) | e2e | parse |
+parse_model (`result.parse(Review)` over a structured-output file) | iterate | iterate_ids.
 It imports only what its contender needs, so the same file runs under the 0.4.0 venv.
 """
 
@@ -56,6 +57,17 @@ def build_v040(n: int, nonce: str, out: Path) -> None:
     for i in range(n):
         b.add(messages=[{"role": "user", "content": prompt(nonce, i)}], model=MODEL, custom_id=f"doc-{i}")
     b.to_jsonl(out)
+
+
+def add_ours(n: int, nonce: str) -> None:
+    from batch_openai import BatchRequestBuilder
+
+    b = BatchRequestBuilder()
+    for i in range(n):
+        b.add(messages=[{"role": "user", "content": prompt(nonce, i)}], model=MODEL, custom_id=f"doc-{i}")
+
+
+add_v040 = add_ours  # the same calls; the 0.4.0 venv imports its own batch_openai
 
 
 def build_floor(n: int, nonce: str, out: Path) -> None:
@@ -171,6 +183,36 @@ def parse_floor(path: Path) -> int:
     return count
 
 
+def review_model() -> type:
+    """The structured answer `parse_model` validates (the output file holds it as JSON content)."""
+    from pydantic import BaseModel
+
+    class Review(BaseModel):
+        sentiment: str
+        score: int
+        summary: str
+        key_points: list[str]
+
+    return Review
+
+
+def parse_model_ours(path: Path) -> int:
+    from batch_openai import BatchParseError, BatchResult
+
+    result = BatchResult.from_files(path)
+    try:
+        return len(result.parse(review_model()))
+    except BatchParseError as exc:  # not expected: every succeeded line holds a valid Review
+        sys.exit(f"parse failed: {exc}")
+
+
+def parse_model_v040(path: Path) -> int:
+    from batch_openai._result import BatchResult
+
+    lines = [json.loads(row) for row in path.read_text(encoding="utf-8").strip().splitlines() if row]
+    return len(BatchResult._from_jsonl_lines(lines).parse(review_model()))
+
+
 def iterate_ours(path: Path, with_ids: bool) -> int:
     from batch_openai import BatchResult, Outcome
 
@@ -190,6 +232,8 @@ def warm_up(contender: str, phase: str) -> None:
         import openai  # noqa: F401
     if contender in ("ours", "v040"):
         import batch_openai  # noqa: F401
+    if phase == "parse_model":
+        import pydantic  # noqa: F401
 
 
 def main() -> None:
@@ -210,8 +254,11 @@ def main() -> None:
         count = args.n
     elif args.phase == "e2e":
         count = globals()[f"e2e_{args.contender}"](args.n, args.nonce, args.base_url)
-    elif args.phase == "parse":
-        count = globals()[f"parse_{args.contender}"](Path(args.file))
+    elif args.phase == "add":
+        globals()[f"add_{args.contender}"](args.n, args.nonce)
+        count = args.n
+    elif args.phase in ("parse", "parse_model"):
+        count = globals()[f"{args.phase}_{args.contender}"](Path(args.file))
     elif args.phase in ("iterate", "iterate_ids"):
         count = iterate_ours(Path(args.file), args.phase == "iterate_ids")
     else:

@@ -1,14 +1,21 @@
 """`BatchResult`: every request's outcome, streamed from the batch's output and error files.
 
+Order: input order whenever the input ids (`expected_ids`) are known, for iteration and lists alike (each
+id's first line, or a `missing` item, at its input position; lines naming no expected id come last, in file
+order); file order when they are not.
+
 Memory: iterating a result (`for item in result`) streams the files line by line and holds no list, so a
-million-line result iterates in bounded memory; the order is file order (output files, then error files,
-then `missing` items in input order). `.items`, `.succeeded`, `.failed`, `parse`, `join` and `save` build the
-list once (input order when the input ids are known) and keep it.
+million-line result iterates in bounded memory. When the lines on disk already follow the input order (a
+single-shard batch, usually) they are streamed as read; from the first line that does not, the rest are
+indexed by custom_id -> file offset (16 bytes per expected id, no objects) and read back in input order.
+`parse` streams too. `.items`, `.succeeded`, `.failed`, `parse_each`, `join` and `save` build the list once
+and keep it.
 """
 
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +36,10 @@ __all__ = ["BatchResult"]
 
 M = TypeVar("M")
 I = TypeVar("I")  # noqa: E741
+V = TypeVar("V")
+
+_CHUNK = 1 << 20
+_loads = orjson.loads
 
 
 class BatchResult:
@@ -109,10 +120,13 @@ class BatchResult:
 
     # ---------------------------------------------------------------- streaming
     def _stream(self) -> Iterator[BatchResultItem]:
+        """Every item in file order (then `missing` ones): for counting and summing, where order is moot."""
         seen: set[str] | None = set() if self._expected is not None else None
+        endpoint = self._endpoint
         for path in self._files:
+            source = path.name
             for number, line in iter_lines(path):
-                item = item_from_line(line, self._endpoint, number=number, source=path.name)
+                item = item_from_line(line, endpoint, number=number, source=source)
                 # custom_id "": an unreadable line, reported as failed and never deduplicated
                 if seen is not None and item.custom_id:
                     if item.custom_id in seen:
@@ -122,21 +136,132 @@ class BatchResult:
         if seen is not None and self._expected is not None:
             for cid in self._expected:
                 if cid not in seen:
-                    yield BatchResultItem(
-                        cid,
-                        Outcome.MISSING,
-                        error={
-                            "code": "missing",
-                            "message": "no line for this request in the output or error file",
-                        },
-                        endpoint=self._endpoint,
-                    )
+                    seen.add(cid)
+                    yield self._missing(cid)
+
+    def _missing(self, cid: str) -> BatchResultItem:
+        return BatchResultItem(
+            cid,
+            Outcome.MISSING,
+            error={"code": "missing", "message": "no line for this request in the output or error file"},
+            endpoint=self._endpoint,
+        )
+
+    def _item_entry(self, line: bytes, number: int, source: str) -> tuple[str, BatchResultItem]:
+        item = item_from_line(line, self._endpoint, number=number, source=source)
+        return item.custom_id, item
+
+    def _in_order(
+        self,
+        decode: Callable[[bytes, int, str], tuple[str, V]],
+        missing: Callable[[str], V | None],
+    ) -> Iterator[V]:
+        """`decode(line, number, source)` -> (custom_id, value) of every line, yielded in input order.
+
+        Streams while the lines follow `expected_ids`; from the first line that does not, the rest are
+        indexed by position (file offsets in arrays, no objects) and read back in input order. Missing
+        requests (`missing(cid)`, skipped when None) sit at their input position; lines naming no expected
+        id (or none at all: unreadable lines) come last, in file order.
+        """
+        files, names = self._files, [p.name for p in self._files]
+        expected = self._expected
+        if expected is None:  # no input order to follow: file order
+            for fidx, _, number, line in _located_lines(files):
+                yield decode(line, number, names[fidx])[1]
+            return
+        n, k = len(expected), 0  # expected[:k] have been yielded
+        position: dict[str, int] | None = None  # built at the first line out of step, if any
+        extras: list[tuple[int, int, int]] = []  # (file, offset, number) of lines naming no expected id
+        lines = _located_lines(files)
+        for fidx, offset, number, line in lines:
+            cid, value = decode(line, number, names[fidx])
+            if k < n and cid == expected[k]:  # the common case: the next expected line
+                k += 1
+                yield value
+                continue
+            if position is None:
+                position = _positions(expected)
+            pos = position.get(cid) if cid else None
+            if pos is None:
+                extras.append((fidx, offset, number))
+            elif pos > k:  # out of input order: index the rest of the lines and read them back
+                yield from self._reordered(lines, (fidx, offset, number, pos), k, position, extras,
+                                           decode, missing)
+                return
+            # else pos < k: a duplicate of a line already yielded (the first one counts)
+        if k < n:  # never seen: every remaining request is missing
+            if position is None:
+                position = _positions(expected)
+            for j in range(k, n):
+                cid = expected[j]
+                if position[cid] == j and (value := missing(cid)) is not None:
+                    yield value
+        yield from self._reread(extras, decode)
+
+    def _reordered(
+        self,
+        lines: Iterator[tuple[int, int, int, bytes]],
+        first: tuple[int, int, int, int],
+        k: int,
+        position: dict[str, int],
+        extras: list[tuple[int, int, int]],
+        decode: Callable[[bytes, int, str], tuple[str, V]],
+        missing: Callable[[str], V | None],
+    ) -> Iterator[V]:
+        """The rest of `lines` (from `first`, the line at input position first[3]) in input order."""
+        expected = self._expected
+        assert expected is not None
+        n, nfiles = len(expected), len(self._files)
+        where = array("q", [-1]) * n  # input position -> offset * nfiles + file index of its first line
+        numbers = array("q", [0]) * n
+        fidx, offset, number, pos = first
+        where[pos], numbers[pos] = offset * nfiles + fidx, number
+        for fidx, offset, number, line in lines:
+            cid = _line_custom_id(line)
+            pos = position.get(cid) if cid else None  # type: ignore[assignment]
+            if pos is None:
+                extras.append((fidx, offset, number))
+            elif pos >= k and where[pos] < 0:  # else a duplicate line: the first one counts
+                where[pos], numbers[pos] = offset * nfiles + fidx, number
+        names = [p.name for p in self._files]
+        handles = [open(p, "rb") for p in self._files]  # noqa: SIM115 - closed below
+        try:
+            for j in range(k, n):
+                at = where[j]
+                if at >= 0:
+                    f = handles[at % nfiles]
+                    f.seek(at // nfiles)
+                    yield decode(f.readline(), numbers[j], names[at % nfiles])[1]
+                else:
+                    cid = expected[j]
+                    if position[cid] == j and (value := missing(cid)) is not None:
+                        yield value
+        finally:
+            for f in handles:
+                f.close()
+        yield from self._reread(extras, decode)
+
+    def _reread(
+        self, located: list[tuple[int, int, int]], decode: Callable[[bytes, int, str], tuple[str, V]]
+    ) -> Iterator[V]:
+        """The values of the lines at (file, offset, number), in that order."""
+        if not located:
+            return
+        handles = [open(p, "rb") for p in self._files]  # noqa: SIM115 - closed below
+        try:
+            for fidx, offset, number in located:
+                f = handles[fidx]
+                f.seek(offset)
+                yield decode(f.readline(), number, self._files[fidx].name)[1]
+        finally:
+            for f in handles:
+                f.close()
 
     def __iter__(self) -> Iterator[BatchResultItem]:
-        """Every item; streamed from disk (file order) unless `.items` was already built."""
+        """Every item, in input order when the input ids are known; streamed from disk (see the module)."""
         if self._items is not None:
             return iter(self._items)
-        return self._stream()
+        return self._in_order(self._item_entry, self._missing)
 
     def __len__(self) -> int:
         """Number of items (one per request, missing ones included)."""
@@ -151,7 +276,7 @@ class BatchResult:
     def items(self) -> list[BatchResultItem]:
         """Every item, in input order when the input ids are known (built once, then kept)."""
         if self._items is None:
-            self._items = _order(list(self._stream()), self._expected)
+            self._items = list(self._in_order(self._item_entry, self._missing))
         return self._items
 
     @property
@@ -168,7 +293,7 @@ class BatchResult:
     def counts(self) -> dict[Outcome, int]:
         """How many items ended in each outcome (every outcome present, zeros included)."""
         counts = dict.fromkeys(Outcome, 0)
-        for item in self:
+        for item in self._items if self._items is not None else self._stream():  # any order will do
             counts[item.outcome] += 1
         return counts
 
@@ -180,7 +305,8 @@ class BatchResult:
         `.reasoning_tokens`, `.total_tokens`, `.by_model`, and `.matches_batch` against the batch's `usage`.
         """
         if self._usage is None:
-            self._usage = summarise_usage(self, self._batch_usage)
+            items = self._items if self._items is not None else self._stream()  # any order will do
+            self._usage = summarise_usage(items, self._batch_usage)
         return self._usage
 
     @property
@@ -214,16 +340,11 @@ class BatchResult:
     # ---------------------------------------------------------------- parsing and joining
     def parse_each(self, model: type[M]) -> list[ParsedItem[M]]:
         """Validate every item's content into `model`, never raising: each entry has a value or a reason."""
-        validate = _validator(model)
+        _, validate = _validators(model)
         out: list[ParsedItem[M]] = []
         for item in self.items:
-            value, reason = None, None
-            if item.outcome is not Outcome.SUCCEEDED:
-                reason = f"{item.outcome.value}: {_error_text(item.error)}"
-            elif item.content is None:  # only then can it be a refusal: no need to decode the body otherwise
-                refusal = item.refusal
-                reason = f"refused: {refusal}" if refusal else "no content (tool call or empty response)"
-            else:
+            value, reason = None, _failure_reason(item)
+            if reason is None:
                 try:
                     value = validate(item.content)
                 except Exception as exc:  # pydantic.ValidationError and JSON errors alike
@@ -231,17 +352,65 @@ class BatchResult:
             out.append(ParsedItem(item.custom_id, value, reason, item))
         return out
 
+    def _content_entry(
+        self, line: bytes, number: int, source: str
+    ) -> tuple[str, tuple[str, str] | BatchResultItem]:
+        """A chat line that succeeded with str content -> (id, (id, content)); any other -> (id, item).
+
+        `parse` needs only the content: reading it straight from the decoded line skips building an
+        item; every other line goes through `item_from_line`, which gives the same id and content for these.
+        """
+        try:
+            # Indexing succeeds only through dicts (JSON keys are strings) and a non-empty list of them.
+            obj = _loads(line)
+            response = obj["response"]
+            content = response["body"]["choices"][0]["message"]["content"]
+            cid = obj["custom_id"]
+            status = response["status_code"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+            pass
+        else:
+            if (
+                type(content) is str
+                and type(cid) is str
+                and cid
+                and type(status) is int
+                and 200 <= status < 300
+                and not obj.get("error")
+            ):
+                return cid, (cid, content)
+        item = item_from_line(line, self._endpoint, number=number, source=source)
+        return item.custom_id, item
+
     def parse(self, model: type[M]) -> list[M]:
-        """Validate each succeeded item's content into `model`; raise `BatchParseError` listing failures."""
+        """Validate each succeeded item's content into `model`; raise `BatchParseError` listing failures.
+
+        Streams the files (in input order when the input ids are known) unless `.items` is built already.
+        """
+        validate_json, validate = _validators(model)
         parsed: list[M] = []
         failures: list[tuple[str, str]] = []
-        for p in self.parse_each(model):
-            if p.item.outcome is not Outcome.SUCCEEDED:
+        values: Iterable[tuple[str, str] | BatchResultItem] = (
+            self._items if self._items is not None else self._in_order(self._content_entry, _no_value)
+        )
+        for value in values:
+            if type(value) is tuple:  # a succeeded chat answer: (custom_id, content)
+                try:
+                    parsed.append(validate_json(value[1]))
+                except Exception as exc:  # pydantic.ValidationError and JSON errors alike
+                    failures.append((value[0], f"invalid: {_short(exc)}"))
                 continue
-            if p.error is None:
-                parsed.append(p.value)  # type: ignore[arg-type]
-            else:
-                failures.append((p.custom_id, p.error))
+            item: BatchResultItem = value  # type: ignore[assignment]
+            if item.outcome is not Outcome.SUCCEEDED:
+                continue
+            reason = _failure_reason(item)
+            if reason is None:
+                try:
+                    parsed.append(validate(item.content))
+                except Exception as exc:
+                    reason = f"invalid: {_short(exc)}"
+            if reason is not None:
+                failures.append((item.custom_id, reason))
         if failures:
             raise BatchParseError(failures, parsed=parsed)
         return parsed
@@ -265,6 +434,35 @@ class BatchResult:
         return f"BatchResult({len(self)} items)"
 
 
+def _located_lines(files: Sequence[Path]) -> Iterator[tuple[int, int, int, bytes]]:
+    """(file index, byte offset, 1-based line number, line) of every non-blank line of `files`."""
+    for fidx, path in enumerate(files):
+        with open(path, "rb", buffering=_CHUNK) as f:
+            offset = 0
+            for number, line in enumerate(f, 1):
+                if not line.isspace():
+                    yield fidx, offset, number, line
+                offset += len(line)
+
+
+def _positions(expected: Sequence[str]) -> dict[str, int]:
+    """custom_id -> its first input position."""
+    position: dict[str, int] = {}
+    for i, cid in enumerate(expected):
+        position.setdefault(cid, i)
+    return position
+
+
+def _line_custom_id(line: bytes) -> str:
+    """The custom_id `item_from_line` would give the line ("" when it has no usable one)."""
+    try:
+        obj = _loads(line)
+    except orjson.JSONDecodeError:
+        return ""
+    cid = obj.get("custom_id") if type(obj) is dict else None
+    return cid if type(cid) is str else ""
+
+
 def _order(items: list[BatchResultItem], expected: Sequence[str] | None) -> list[BatchResultItem]:
     if not expected:
         return items
@@ -273,19 +471,45 @@ def _order(items: list[BatchResultItem], expected: Sequence[str] | None) -> list
     return sorted(items, key=lambda it: position.get(it.custom_id, last))
 
 
+def _validators(model: Any) -> tuple[Callable[[str], Any], Callable[[Any], Any]]:
+    """(validate a JSON string, validate any content) for `model`: a Pydantic model or any type."""
+    validator = getattr(model, "__pydantic_validator__", None) if hasattr(model, "model_validate") else None
+    from pydantic_core import SchemaValidator
+
+    if isinstance(validator, SchemaValidator):  # a built model: its validator, as model_validate_json calls
+        validate_json, validate_python = validator.validate_json, validator.validate_python
+    elif hasattr(model, "model_validate_json"):  # not built yet (forward refs): let pydantic rebuild it
+        validate_json, validate_python = model.model_validate_json, model.model_validate
+    else:
+        from pydantic import TypeAdapter
+
+        adapter = TypeAdapter(model)
+        validate_json, validate_python = adapter.validate_json, adapter.validate_python
+
+    def validate(content: Any) -> Any:
+        return validate_json(content) if isinstance(content, str) else validate_python(content)
+
+    return validate_json, validate
+
+
 def _validator(model: Any) -> Callable[[Any], Any]:
-    if hasattr(model, "model_validate_json"):
+    """Validate any content (a JSON string or decoded JSON) into `model`."""
+    return _validators(model)[1]
 
-        def validate(content: Any) -> Any:
-            if isinstance(content, str):
-                return model.model_validate_json(content)
-            return model.model_validate(content)
 
-        return validate
-    from pydantic import TypeAdapter
+def _failure_reason(item: BatchResultItem) -> str | None:
+    """Why `item` has nothing to parse (not succeeded, refused, no content), or None when it has content."""
+    if item.outcome is not Outcome.SUCCEEDED:
+        return f"{item.outcome.value}: {_error_text(item.error)}"
+    if item.content is None:  # only then can it be a refusal: no need to decode the body otherwise
+        refusal = item.refusal
+        return f"refused: {refusal}" if refusal else "no content (tool call or empty response)"
+    return None
 
-    adapter = TypeAdapter(model)
-    return lambda c: adapter.validate_json(c) if isinstance(c, str) else adapter.validate_python(c)
+
+def _no_value(cid: str) -> None:
+    """`parse` skips missing requests (they did not succeed)."""
+    return None
 
 
 def _error_text(error: Any) -> str:

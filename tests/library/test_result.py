@@ -178,8 +178,8 @@ def test_join(files: tuple[Path, Path]) -> None:
 
 def test_streaming_iteration_holds_no_list(files: tuple[Path, Path]) -> None:
     result = BatchResult.from_files(*files, expected_ids=EXPECTED)
-    ids = [i.custom_id for i in result]  # file order: output file, error file, then missing
-    assert ids == ["c", "a", "refused", "tool", "badjson", "e503", "e400", "exp", "can", "tmo", "gone"]
+    ids = [i.custom_id for i in result]  # input order (the files hold "c" before "a"), missing in place
+    assert ids == EXPECTED
     assert result._items is None  # iterating did not materialise the list
 
 
