@@ -50,7 +50,13 @@ def work_root(work_dir: str | None = None) -> Path:
 
 @task(name="render-input")
 def render_input(
-    records_path: str, target: str, prompt_template: str, model: str, id_field: str, system_prompt: str | None
+    records_path: str,
+    target: str,
+    prompt_template: str,
+    model: str,
+    id_field: str,
+    system_prompt: str | None,
+    response_format: dict[str, Any] | None = None,
 ) -> str:
     """Template mode: write one chat request per record (see `batch_openai.flows.template`)."""
     from batch_openai.flows.template import render_requests
@@ -63,6 +69,7 @@ def render_input(
             model=model,
             id_field=id_field,
             system_prompt=system_prompt,
+            response_format=response_format,
         )
     )
 
@@ -81,21 +88,29 @@ def merge_output(
     output_path: str,
     output_format: str,
     in_order: bool = False,
+    response_schema: dict[str, Any] | str | None = None,
+    response_model: str | None = None,
 ) -> dict[str, Any]:
-    """Merge every round's rows in input order and write the output file atomically.
+    """Merge every round's rows in input order, parse them (when a schema or model is given) and
+    write the output file atomically.
 
     `in_order`: one round whose rows files, in the order given, already follow the input (a single
     endpoint and model): they are concatenated without parsing a line.
     """
+    from batch_openai.flows.parsing import parse_rows_file, row_parser
+
     fmt = infer_format(output_path, output_format)
+    parser = row_parser(response_schema, response_model)
+    direct = fmt == "jsonl" and parser is None  # the merged rows are the output
+    merged: dict[str, Any] = {}
     if in_order and len(rows_by_round) == 1:
-        target = output_path if fmt == "jsonl" else merged_path
-        concatenate(rows_by_round[0], Path(target))
-        if fmt != "jsonl":
-            convert_jsonl(merged_path, output_path, fmt)
-        return {}
-    merged = merge_rows(input_path, rows_by_round, Path(merged_path))
-    convert_jsonl(merged_path, output_path, fmt)
+        concatenate(rows_by_round[0], Path(output_path if direct else merged_path))
+    else:
+        merged = merge_rows(input_path, rows_by_round, Path(output_path if direct else merged_path))
+    if parser is not None:  # each row gains `parsed` and `parse_error`
+        merged["parse"] = parse_rows_file(merged_path, output_path if fmt == "jsonl" else merged_path, parser)
+    if fmt != "jsonl":
+        convert_jsonl(merged_path, output_path, fmt)
     return merged
 
 
@@ -209,6 +224,8 @@ def batch_run_flow(
     api_key_block: str | None = None,
     prices: dict[str, list[float]] | None = None,
     max_enqueued_tokens: int | dict[str, int] | None = None,
+    response_schema: dict[str, Any] | str | None = None,
+    response_model: str | None = None,
 ) -> dict[str, Any]:
     """Run bulk LLM work through the Batch API and write one row per input with its outcome.
 
@@ -240,6 +257,11 @@ def batch_run_flow(
         max_enqueued_tokens: Your organisation's cap on enqueued input tokens per model (one number, or
             {model: tokens}): shards are submitted in waves whose estimated input tokens fit under it, so
             they do not fail with `token_limit_exceeded`. None: submit every shard at once.
+        response_schema: A JSON Schema object (paste it here) the answers must follow: template-mode
+            requests become strict structured-output requests, and each output row gains `parsed` (the
+            validated object, or null) and `parse_error`.
+        response_model: The same with a Pydantic model, as `"package.module:Model"` importable on the
+            worker.
     """
     log = get_run_logger()
     from prefect.runtime import flow_run
@@ -247,6 +269,9 @@ def batch_run_flow(
     run_id = str(flow_run.id or "")
     out = str(check_output_path(output_path))  # an unwritable output fails now, before anything is paid for
     infer_format(out, output_format)  # and so does an unknown format
+    from batch_openai.flows.template import response_format_for
+
+    response_format = response_format_for(response_schema, response_model)  # a bad schema fails now too
     board = board_for(run_id)
     board.start()
     root = work_root(work_dir)
@@ -255,10 +280,23 @@ def batch_run_flow(
             raise ValueError("template mode needs `model`: the model every rendered request uses")
         from batch_openai.flows.template import render_key
 
-        key = render_key(input_path, template=prompt_template, model=model, id=id_field, system=system_prompt)
+        key = render_key(
+            input_path,
+            template=prompt_template,
+            model=model,
+            id=id_field,
+            system=system_prompt,
+            response_format=response_format,
+        )
         run_dir = root / f"t-{key}"
         native = render_input(
-            input_path, str(run_dir / "input.jsonl"), prompt_template, model, id_field, system_prompt
+            input_path,
+            str(run_dir / "input.jsonl"),
+            prompt_template,
+            model,
+            id_field,
+            system_prompt,
+            response_format,
         )
     else:
         native = str(Path(input_path).expanduser().resolve())
@@ -306,11 +344,18 @@ def batch_run_flow(
         by_shard = {c["shard_path"]: c["rows_path"] for c in summaries}
         rows_by_round = [[by_shard[s["path"]] for s in first_shards]]
     merged = merge_output(
-        native, rows_by_round, str(run_dir / "result.jsonl"), out, output_format or "", in_order=in_order
+        native,
+        rows_by_round,
+        str(run_dir / "result.jsonl"),
+        out,
+        output_format or "",
+        in_order=in_order,
+        response_schema=response_schema,
+        response_model=response_model,
     )
     if in_order:  # every shard line has exactly one row: the counts are the collect counts
         counts = {k: sum(c["outcomes"].get(k, 0) for c in summaries) for k in summaries[0]["outcomes"]}
-        merged = {"total": sum(counts.values()), "outcomes": counts}
+        merged = {**merged, "total": sum(counts.values()), "outcomes": counts}
     usage_by_model: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(USAGE_KEYS, 0))
     for s in summaries:
         for k in USAGE_KEYS:
@@ -326,6 +371,8 @@ def batch_run_flow(
         "rounds": len(rows_by_round),
         "work_dir": str(run_dir),
     }
+    if "parse" in merged:
+        summary["parse"] = merged["parse"]
     publish_summary(summary)
     drop_board(run_id)
     log.info("done: %d rows → %s %s", summary["total"], out, summary["outcomes"])

@@ -33,6 +33,17 @@ def normalise_usage(usage: Any) -> dict[str, int] | None:
     return {"input_tokens": int(inp), "output_tokens": int(out), "total_tokens": int(total)}
 
 
+def _missing_row(
+    custom_id: str, failed_batch: bool, ref: Any, batch_id: str, round_no: int
+) -> dict[str, Any]:
+    """A line in neither file; when its batch failed in validation, nothing ran: the batch's reason."""
+    if failed_batch:
+        return _empty_row(custom_id, "failed", _batch_error(ref), batch_id, round_no)
+    return _empty_row(
+        custom_id, "missing", {"code": "missing", "message": "in neither file"}, batch_id, round_no
+    )
+
+
 def _batch_error(ref: Any) -> dict[str, Any]:
     """The first batch-level error of a failed batch, as a row error."""
     if ref.batch_errors:
@@ -60,40 +71,36 @@ def write_rows(result: Any, ref: Any, rows_path: Path, round_no: int) -> dict[st
     """One row per input line of an ended batch (`result`, a `BatchResult`), in input order; summarise.
 
     A batch that failed in validation ran nothing: every line carries the batch's reason as `failed`.
-    Rows are kept as bytes keyed by custom_id until written, never as parsed objects.
+    Lines answering no input are dropped; an input with no line is `missing`.
     """
     statuses = list(ref.statuses.values())
     failed_batch = bool(statuses) and all(s == "failed" for s in statuses)
     batch_id = ref.batch_ids[0]
-    by_id: dict[str, bytes] = {}
+    expected = ref.expected_ids()
+    wanted = set(expected)
+    by_id: dict[str, dict[str, Any]] = {}
+    for item in result:
+        if item.custom_id not in wanted:  # a line answering no input (e.g. torn beyond its custom_id)
+            continue
+        outcome = str(getattr(item.outcome, "value", item.outcome))
+        if outcome == "missing":
+            by_id[item.custom_id] = _missing_row(item.custom_id, failed_batch, ref, batch_id, round_no)
+        else:
+            by_id[item.custom_id] = item_row(item, batch_id, round_no)
     counts: Counter[str] = Counter()
     usage = Counter[str]()
     retryable = 0
-    for item in result:
-        outcome = str(getattr(item.outcome, "value", item.outcome))
-        if failed_batch and outcome == "missing":
-            row = _empty_row(item.custom_id, "failed", _batch_error(ref), batch_id, round_no)
-        elif outcome == "missing":
-            row = _empty_row(
-                item.custom_id,
-                "missing",
-                {"code": "missing", "message": "in neither file"},
-                batch_id,
-                round_no,
-            )
-        else:
-            row = item_row(item, batch_id, round_no)
-        counts[row["outcome"]] += 1
-        if row["usage"]:
-            for key in USAGE_KEYS:
-                usage[key] += row["usage"][key]
-        if row["outcome"] != "succeeded":
-            retryable += is_retryable_row(row)
-        by_id[row["custom_id"]] = dumps_row(row)
     with atomic_binary(rows_path, durable=False) as fh:  # checked by line count before any reuse
         block: list[bytes] = []
-        for custom_id in ref.expected_ids():
-            block.append(by_id.pop(custom_id))
+        for custom_id in expected:
+            row = by_id.pop(custom_id, None) or _missing_row(custom_id, failed_batch, ref, batch_id, round_no)
+            counts[row["outcome"]] += 1
+            if row["usage"]:
+                for key in USAGE_KEYS:
+                    usage[key] += row["usage"][key]
+            if row["outcome"] != "succeeded":
+                retryable += is_retryable_row(row)
+            block.append(dumps_row(row))
             if len(block) >= 2048:  # a few large writes instead of 50,000 small ones
                 fh.write(b"".join(block))
                 block.clear()

@@ -2,7 +2,7 @@
 
 Each line must become an outcome: a well-formed line the one the contract gives it, anything else a
 `failed` item whose `error` says why; every expected custom_id ends up exactly once. Both the library
-(`BatchResult.from_files`) and the flow's collect path (`batch_openai.flows.results.collect_rows`) are fed.
+(`BatchResult.from_files`) and the flow's rows step (`batch_openai.flows.results.write_rows`) are fed.
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def _completed_batch(server: LocalBatchServer, n: int) -> tuple[Any, list[str], 
 @pytest.mark.parametrize("damage", ["corrupt-line", "torn-tail"])
 def test_flow_collect_turns_a_damaged_output_file_into_rows(damage: str, tmp_path: Path):
     """The flow's collect step on a real batch whose stored output file was damaged on the server."""
-    from batch_openai.flows.results import collect_rows
+    from batch_openai.flows.results import write_rows
+    from batch_openai.flows.tasks import BatchRef
 
     with LocalBatchServer(step_seconds=0.0, state_dir=tmp_path / "state") as server:
         batch, ids, shard = _completed_batch(server, 6)
@@ -195,7 +196,9 @@ def test_flow_collect_turns_a_damaged_output_file_into_rows(damage: str, tmp_pat
             lines[-1] = lines[-1][: len(lines[-1]) // 2]
         stored.write_bytes(b"".join(lines))
         job = BatchJob.from_id(server.client(), batch.id)
-        summary = collect_rows(job, str(shard), tmp_path / "dl", tmp_path / "rows.jsonl", 1)
+        ref = BatchRef(batch_ids=[batch.id], input_files=[str(shard)], statuses={batch.id: batch.status})
+        result = job.result(expected_ids=ref.expected_ids())
+        summary = write_rows(result, ref, tmp_path / "rows.jsonl", 1)
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert [r["custom_id"] for r in rows] == ids
     assert sum(summary["outcomes"].values()) == 6
