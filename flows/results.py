@@ -33,6 +33,12 @@ def normalise_usage(usage: Any) -> dict[str, int] | None:
     return {"input_tokens": int(inp), "output_tokens": int(out), "total_tokens": int(total)}
 
 
+def _encoded(row: dict[str, Any]) -> tuple[bytes, str, bool, dict[str, int]]:
+    """A row as (JSON line, outcome, retryable, usage): what is kept per line until it is written."""
+    again = row["outcome"] != "succeeded" and is_retryable_row(row)
+    return dumps_row(row), row["outcome"], again, row["usage"] or {}
+
+
 def _missing_row(
     custom_id: str, failed_batch: bool, ref: Any, batch_id: str, round_no: int
 ) -> dict[str, Any]:
@@ -78,29 +84,27 @@ def write_rows(result: Any, ref: Any, rows_path: Path, round_no: int) -> dict[st
     batch_id = ref.batch_ids[0]
     expected = ref.expected_ids()
     wanted = set(expected)
-    by_id: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, tuple[bytes, str, bool, dict[str, int]]] = {}
     for item in result:
         if item.custom_id not in wanted:  # a line answering no input (e.g. torn beyond its custom_id)
             continue
         outcome = str(getattr(item.outcome, "value", item.outcome))
-        if outcome == "missing":
-            by_id[item.custom_id] = _missing_row(item.custom_id, failed_batch, ref, batch_id, round_no)
-        else:
-            by_id[item.custom_id] = item_row(item, batch_id, round_no)
+        if outcome != "missing":  # missing ones are made below, in input order
+            by_id[item.custom_id] = _encoded(item_row(item, batch_id, round_no))
     counts: Counter[str] = Counter()
     usage = Counter[str]()
     retryable = 0
     with atomic_binary(rows_path, durable=False) as fh:  # checked by line count before any reuse
         block: list[bytes] = []
         for custom_id in expected:
-            row = by_id.pop(custom_id, None) or _missing_row(custom_id, failed_batch, ref, batch_id, round_no)
-            counts[row["outcome"]] += 1
-            if row["usage"]:
-                for key in USAGE_KEYS:
-                    usage[key] += row["usage"][key]
-            if row["outcome"] != "succeeded":
-                retryable += is_retryable_row(row)
-            block.append(dumps_row(row))
+            found = by_id.pop(custom_id, None)
+            if found is None:
+                found = _encoded(_missing_row(custom_id, failed_batch, ref, batch_id, round_no))
+            line, outcome, again, row_usage = found
+            counts[outcome] += 1
+            usage.update(row_usage)
+            retryable += again
+            block.append(line)
             if len(block) >= 2048:  # a few large writes instead of 50,000 small ones
                 fh.write(b"".join(block))
                 block.clear()
