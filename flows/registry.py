@@ -21,9 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from batch_openai.flows.registry_store import ApiStore
-
 from batch_openai import BatchRegistryError
+from batch_openai.flows.registry_store import ApiStore
 from batch_openai.records import (
     BatchRecord,
     RestReader,
