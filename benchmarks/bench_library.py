@@ -1,12 +1,15 @@
 """Library benchmark: this library beside batch-openai 0.4.0, a plain-SDK script and an orjson floor.
 
     .venv/bin/python benchmarks/bench_library.py [--n 50000] [--lines 1000000] [--repeat 3] [--v040 PYTHON]
+        [--phases build,v040,parse,e2e,iterate]
 
 Each figure comes from a fresh process (so peak RSS is that contender's alone), the local Batch API runs
 in a process of its own, and each figure is the median of --repeat runs (the machine is shared).
 0.4.0 lives in its own venv (`uv venv /tmp/bo040 && uv pip install --python /tmp/bo040 batch-openai==0.4.0`),
 never in the project's. Targets (issue 3): build+write <= 2x the orjson floor; submit->wait->parse <= 1.2x
 the plain-SDK script; its peak RSS <= 0.45x 0.4.0's; iterating a 1,000,000-line result under 300 MB.
+Issue 11, the `v040` phase: add() x N + to_jsonl <= 0.4x 0.4.0's time; result.parse(Model) over the answers
+of a structured-output file (5 % of lines failed) <= 0.6x 0.4.0's parse call.
 """
 
 from __future__ import annotations
@@ -173,11 +176,60 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--v040", default="/tmp/bo040/bin/python", help="python of the 0.4.0 venv")
     parser.add_argument("--skip-iterate", action="store_true")
+    parser.add_argument(
+        "--phases",
+        default="build,v040,parse,e2e,iterate",
+        help="comma-separated sections to run: build, v040 (the issue-11 ratios), parse, e2e, iterate",
+    )
     args = parser.parse_args()
     n, rep, v040 = args.n, args.repeat, args.v040
+    phases = set(args.phases.split(","))
 
     print(f"# batch-openai library benchmark: {n:,} chat requests of ~500 characters, median of {rep}\n")
+    if "v040" in phases:
+        against_v040(n, rep, v040)
+    with tempfile.TemporaryDirectory() as tmp:
+        if "build" in phases:
+            build_phase(n, rep, v040)
+        if "parse" in phases:
+            parse_phase(n, rep, v040, Path(tmp))
+        if "e2e" in phases:
+            e2e_phase(n, rep, v040)
+        if "iterate" in phases and not args.skip_iterate:
+            iterate_phase(args.lines, Path(tmp))
 
+
+def against_v040(n: int, rep: int, v040: str) -> None:
+    """Issue 11: this library against 0.4.0, CPU seconds (the machine is shared), medians of `rep` runs."""
+    print("## against batch-openai 0.4.0 (CPU seconds; wall in brackets)")
+    rows = []
+    for phase, label in (("add", f"add() x {n:,}"), ("build", f"add() x {n:,} + to_jsonl")):
+        ours, theirs = run(OURS, "ours", phase, rep, n=n), run(v040, "v040", phase, rep, n=n)
+        rows.append((label, ours, theirs, 0.4 if phase == "build" else None))
+    with tempfile.TemporaryDirectory() as tmp:
+        structured = write_structured_file(Path(tmp) / "structured.jsonl", n)
+        answers = sum(1 for i in range(n) if not failed(i))
+        for phase, label in (
+            ("parse_call", f"result.parse(Review), {answers:,} answers"),
+            ("parse_model", "file -> result.parse(Review)"),
+        ):
+            ours = run(OURS, "ours", phase, rep, file=structured)
+            theirs = run(v040, "v040", phase, rep, file=structured)
+            rows.append((label, ours, theirs, 0.6 if phase == "parse_call" else None))
+    for label, ours, theirs, target in rows:
+        r_cpu = ratio(ours, theirs, "cpu_seconds")
+        r_wall = ratio(ours, theirs, "seconds")
+
+        def cell(r: dict[str, Any] | None) -> str:
+            return "n/a" if r is None else f"{r['cpu_seconds']:.3f} s ({r['seconds']:.3f})"
+
+        shown = verdict(r_cpu, target) if target is not None else f"{r_cpu or 0:.2f}x"
+        print(f"  {label:42} ours {cell(ours):20} 0.4.0 {cell(theirs):20} ratio {shown}", end="")
+        print(f"  (wall {r_wall or 0:.2f}x)" if r_wall is not None else "")
+    print()
+
+
+def build_phase(n: int, rep: int, v040: str) -> None:
     print("## build + write JSONL")
     build = {
         c: run(v040 if c == "v040" else OURS, c, "build", rep, n=n)
@@ -189,47 +241,51 @@ def main() -> None:
     print(f"  ours / floor (cpu):  {verdict(ratio(build['ours'], build['floor'], 'cpu_seconds'), 2.0)}")
     print(f"  ours / floor (wall): {verdict(ratio(build['ours'], build['floor'], 'seconds'), 2.0)}\n")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out50k = write_output_file(Path(tmp) / "out50k.jsonl", n)
-        print(f"## parse a downloaded {n:,}-line output file ({out50k.stat().st_size / 1e6:.0f} MB)")
-        parse = {
-            c: run(v040 if c == "v040" else OURS, c, "parse", rep, file=out50k)
-            for c in ("floor", "ours", "v040")
+
+def parse_phase(n: int, rep: int, v040: str, tmp: Path) -> None:
+    out50k = write_output_file(tmp / "out50k.jsonl", n)
+    print(f"## parse a downloaded {n:,}-line output file ({out50k.stat().st_size / 1e6:.0f} MB)")
+    parse = {
+        c: run(v040 if c == "v040" else OURS, c, "parse", rep, file=out50k)
+        for c in ("floor", "ours", "v040")
+    }
+    for c, r in parse.items():
+        print(f"  {c:6} {fmt(r)}")
+    print(
+        f"  ours / floor (cpu): {ratio(parse['ours'], parse['floor'], 'cpu_seconds') or 0:.2f}x, "
+        f"0.4.0 / floor (cpu): {ratio(parse['v040'], parse['floor'], 'cpu_seconds') or 0:.2f}x\n"
+    )
+
+
+def e2e_phase(n: int, rep: int, v040: str) -> None:
+    print("## submit -> wait -> parse through the local Batch API (server in its own process)")
+    server = subprocess.Popen(
+        [OURS, str(HERE / "library_server.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        base_url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        e2e = {
+            c: run(v040 if c == "v040" else OURS, c, "e2e", rep, n=n, base_url=base_url)
+            for c in ("plain", "ours", "v040")
         }
-        for c, r in parse.items():
-            print(f"  {c:6} {fmt(r)}")
-        print(
-            f"  ours / floor (cpu): {ratio(parse['ours'], parse['floor'], 'cpu_seconds') or 0:.2f}x, "
-            f"0.4.0 / floor (cpu): {ratio(parse['v040'], parse['floor'], 'cpu_seconds') or 0:.2f}x\n"
-        )
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=30)
+    for c, r in e2e.items():
+        print(f"  {c:6} {fmt(r)}   runs: {r['all_seconds'] if r else '-'}")
+    print(f"  ours / plain time (wall): {verdict(ratio(e2e['ours'], e2e['plain'], 'seconds'), 1.2)}")
+    print(f"  ours / plain time (cpu):  {verdict(ratio(e2e['ours'], e2e['plain'], 'cpu_seconds'), 1.2)}")
+    print(f"  ours / 0.4.0 RSS:  {verdict(ratio(e2e['ours'], e2e['v040'], 'peak_rss_mb'), 0.45)}\n")
 
-        print("## submit -> wait -> parse through the local Batch API (server in its own process)")
-        server = subprocess.Popen(
-            [OURS, str(HERE / "library_server.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        try:
-            base_url = server.stdout.readline().strip()  # type: ignore[union-attr]
-            e2e = {
-                c: run(v040 if c == "v040" else OURS, c, "e2e", rep, n=n, base_url=base_url)
-                for c in ("plain", "ours", "v040")
-            }
-        finally:
-            server.stdin.close()  # type: ignore[union-attr]
-            server.wait(timeout=30)
-        for c, r in e2e.items():
-            print(f"  {c:6} {fmt(r)}   runs: {r['all_seconds'] if r else '-'}")
-        print(f"  ours / plain time (wall): {verdict(ratio(e2e['ours'], e2e['plain'], 'seconds'), 1.2)}")
-        print(f"  ours / plain time (cpu):  {verdict(ratio(e2e['ours'], e2e['plain'], 'cpu_seconds'), 1.2)}")
-        print(f"  ours / 0.4.0 RSS:  {verdict(ratio(e2e['ours'], e2e['v040'], 'peak_rss_mb'), 0.45)}\n")
 
-        if not args.skip_iterate:
-            big = write_output_file(Path(tmp) / "out1m.jsonl", args.lines)
-            print(f"## iterate a {args.lines:,}-line result ({big.stat().st_size / 1e6:.0f} MB) from disk")
-            it = run(OURS, "ours", "iterate", 1, file=big)
-            it_ids = run(OURS, "ours", "iterate_ids", 1, file=big)
-            passed = "PASS" if it and it["peak_rss_mb"] < 300 else "MISS"
-            print(f"  streamed            {fmt(it)}   {passed} (< 300 MB)")
-            print(f"  + {args.lines:,} expected ids (missing check) {fmt(it_ids)}")
+def iterate_phase(lines: int, tmp: Path) -> None:
+    big = write_output_file(tmp / "out1m.jsonl", lines)
+    print(f"## iterate a {lines:,}-line result ({big.stat().st_size / 1e6:.0f} MB) from disk")
+    it = run(OURS, "ours", "iterate", 1, file=big)
+    it_ids = run(OURS, "ours", "iterate_ids", 1, file=big)
+    passed = "PASS" if it and it["peak_rss_mb"] < 300 else "MISS"
+    print(f"  streamed            {fmt(it)}   {passed} (< 300 MB)")
+    print(f"  + {lines:,} expected ids (input order, missing check) {fmt(it_ids)}")
 
 
 if __name__ == "__main__":
