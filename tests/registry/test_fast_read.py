@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_openai.flows.registry import target_from_prefect_settings
 
 from batch_openai import BatchRegistry
+from batch_openai.flows.registry import target_from_prefect_settings
 from batch_openai.records import UnreadableDatabase, read_all, resolve_target
 
 VENV_BIN = Path(sys.executable).parent
