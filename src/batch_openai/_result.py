@@ -166,29 +166,42 @@ class BatchResult:
         files, names = self._files, [p.name for p in self._files]
         expected = self._expected
         if expected is None:  # no input order to follow: file order
-            for fidx, _, number, line in _located_lines(files):
-                yield decode(line, number, names[fidx])[1]
+            for fidx, path in enumerate(files):
+                source = names[fidx]
+                with open(path, "rb", buffering=_CHUNK) as f:
+                    for number, line in enumerate(f, 1):
+                        if not line.isspace():
+                            yield decode(line, number, source)[1]
             return
         n, k = len(expected), 0  # expected[:k] have been yielded
         position: dict[str, int] | None = None  # built at the first line out of step, if any
         extras: list[tuple[int, int, int]] = []  # (file, offset, number) of lines naming no expected id
-        lines = _located_lines(files)
-        for fidx, offset, number, line in lines:
-            cid, value = decode(line, number, names[fidx])
-            if k < n and cid == expected[k]:  # the common case: the next expected line
-                k += 1
-                yield value
-                continue
-            if position is None:
-                position = _positions(expected)
-            pos = position.get(cid) if cid else None
-            if pos is None:
-                extras.append((fidx, offset, number))
-            elif pos > k:  # out of input order: index the rest of the lines and read them back
-                yield from self._reordered(lines, (fidx, offset, number, pos), k, position, extras,
-                                           decode, missing)
-                return
-            # else pos < k: a duplicate of a line already yielded (the first one counts)
+        # The lines are read here rather than from _located_lines: this loop runs once per result line.
+        for fidx, path in enumerate(files):
+            source = names[fidx]
+            with open(path, "rb", buffering=_CHUNK) as f:
+                offset = 0
+                for number, line in enumerate(f, 1):
+                    at, offset = offset, offset + len(line)
+                    if line.isspace():
+                        continue
+                    cid, value = decode(line, number, source)
+                    if k < n and cid == expected[k]:  # the common case: the next expected line
+                        k += 1
+                        yield value
+                        continue
+                    if position is None:
+                        position = _positions(expected)
+                    pos = position.get(cid) if cid else None
+                    if pos is None:
+                        extras.append((fidx, at, number))
+                    elif pos > k:  # out of input order: index the rest of the lines, read them back
+                        rest = _rest_of_lines(f, fidx, offset, number, files)
+                        yield from self._reordered(
+                            rest, (fidx, at, number, pos), k, position, extras, decode, missing
+                        )
+                        return
+                    # else pos < k: a duplicate of a line already yielded (the first one counts)
         if k < n:  # never seen: every remaining request is missing
             if position is None:
                 position = _positions(expected)
@@ -443,6 +456,18 @@ def _located_lines(files: Sequence[Path]) -> Iterator[tuple[int, int, int, bytes
                 if not line.isspace():
                     yield fidx, offset, number, line
                 offset += len(line)
+
+
+def _rest_of_lines(
+    f: Any, fidx: int, offset: int, last: int, files: Sequence[Path]
+) -> Iterator[tuple[int, int, int, bytes]]:
+    """`_located_lines` from just after line `last` (ending at `offset`) of open file `f` (files[fidx])."""
+    for number, line in enumerate(f, last + 1):
+        if not line.isspace():
+            yield fidx, offset, number, line
+        offset += len(line)
+    for later, where, num, line in _located_lines(files[fidx + 1 :]):
+        yield fidx + 1 + later, where, num, line
 
 
 def _positions(expected: Sequence[str]) -> dict[str, int]:

@@ -123,3 +123,19 @@ def test_parse_follows_input_order_and_matches_parse_each(tmp_path: Path) -> Non
 def test_parse_without_expected_ids_keeps_file_order(tmp_path: Path) -> None:
     out = write(tmp_path / "out.jsonl", [line(f"r{i}", f'{{"value": {i}}}') for i in (3, 1, 2)])
     assert [a.value for a in BatchResult.from_files(out).parse(Answer)] == [3, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (["a", "b"], ["", "d", "c", "e"]),  # out of step in the second file, after a blank line
+        (["b", "", "a", "d"], ["c", "", "e"]),  # out of step in the first file, the rest read on
+    ],
+)
+def test_reordering_spans_files_and_blank_lines(tmp_path: Path, first: list[str], second: list[str]) -> None:
+    out = write(tmp_path / "out.jsonl", [line(c) if c else "" for c in first])
+    err = write(tmp_path / "err.jsonl", [line(c) if c else "" for c in second])
+    result = BatchResult.from_files(out, err, expected_ids=["a", "b", "c", "d", "e", "f"])
+    assert [i.custom_id for i in result] == ["a", "b", "c", "d", "e", "f"]
+    assert [i.outcome for i in result][-1] is Outcome.MISSING
+    assert summary(result) == reference(result)
