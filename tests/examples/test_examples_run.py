@@ -89,6 +89,7 @@ def ran(examples_prefect: PrefectServer, tmp_path_factory: pytest.TempPathFactor
         "responses_extraction": [f"{ex}/responses_extraction.py"],
         "embeddings": [f"{ex}/embeddings.py"],
         "document_summarization": [f"{ex}/document_summarization.py", "--out", str(tmp / "summaries")],
+        "own_flow": [f"{ex}/own_flow.py", "--out", str(tmp / "own-flow")],
         "scheduled_deployment": [f"{ex}/scheduled_deployment.py", "--apply", "--timezone", "Europe/Paris"],
         "openai_without_key": [f"{ex}/llm_judge.py", "--openai"],
         "before_after": [str(REPO / "benchmarks" / "count_lines.py"), "--run"],
@@ -112,6 +113,7 @@ def test_every_example_is_listed_and_run() -> None:
             "document_summarization",
             "embeddings",
             "llm_judge",
+            "own_flow",
             "responses_extraction",
             "scheduled_deployment",
             "synthetic_data",
@@ -158,6 +160,37 @@ def test_embeddings_gives_every_document_a_vector(ran: dict[str, Ran]) -> None:
     assert s["requests"] == s["embedded"] == "16"
     assert s["dims"] == "256"
     assert "neighbour" in ran["embeddings"].stdout
+
+
+def test_own_flow_parses_every_answer(ran: dict[str, Ran]) -> None:
+    summary = _ok(ran["own_flow"])
+    assert summary["parsed"] == summary["questions"] == "5"
+
+
+def test_own_flow_killed_after_submit_reattaches_to_its_batch(
+    examples_prefect: PrefectServer, tmp_path: Path
+) -> None:
+    """A user's own flow SIGKILLed right after `submit_batch`, then run again: the same batch, no second."""
+    cmd = [sys.executable, str(EXAMPLES / "own_flow.py"), "--out", str(tmp_path / "run")]
+    env = {**_env(examples_prefect), "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    submitted = None
+    assert first.stdout is not None
+    for line in first.stdout:
+        if line.startswith("submitted "):
+            submitted = line.split(" ", 1)[1].strip()
+            break
+    first.kill()
+    first.wait(timeout=30)
+    assert submitted, "the first run never reached submit_batch"
+    second = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    again = [ln.split(" ", 1)[1].strip() for ln in second.stdout.splitlines() if ln.startswith("submitted ")]
+    assert again == [submitted]  # re-attached: the same batch id, so nothing was paid twice
+    made = sorted(p.stem for p in (tmp_path / "run" / "local-server" / "batches").glob("batch_*.json"))
+    assert made == [submitted.strip("[]'")]  # the server holds exactly one batch
 
 
 def test_summarization_runs_through_the_flow(ran: dict[str, Ran]) -> None:
