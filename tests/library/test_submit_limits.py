@@ -9,8 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from batch_openai import BatchValidationError, submit_file
-from batch_openai import async_submit_file
+from batch_openai import BatchValidationError, async_submit_file, submit_file
 from batch_openai.local import LocalBatchServer
 
 

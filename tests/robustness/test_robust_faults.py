@@ -13,8 +13,8 @@ import pytest
 from flows_harness import PrefectServer, wait_until
 from robust_helpers import assert_no_duplicate_batches, assert_one_row_per_input, fresh_requests
 
-from batch_openai.local import LocalBatchServer
 from batch_openai.flows import run_batch
+from batch_openai.local import LocalBatchServer
 
 KEY = "sk-faults-test-key"
 CONTENT = "GET /v1/files/{file_id}/content"
