@@ -14,7 +14,6 @@ Work directory layout (`work_dir`, default `$BATCH_OPENAI_WORK_DIR` or `./.batch
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
@@ -35,17 +34,17 @@ from batch_openai.flows.results import (
     write_rows,
 )
 from batch_openai.flows.suspend import wait_by_suspending
-from batch_openai.flows.tasks import BatchRef, build_shards, collect_batch, submit_batch, wait_for_batch
+from batch_openai.flows.tasks import (
+    BatchRef,
+    build_shards,
+    collect_batch,
+    submit_batch,
+    wait_for_batch,
+    work_root,
+)
 
-WORK_DIR_ENV = "BATCH_OPENAI_WORK_DIR"
-DEFAULT_WORK_DIR = ".batch_openai/work"
 MAX_RESUBMITS = 5  # per shard and round: remote cancels/deletes (token-limit requeues happen in the wait)
 COLLECT_PARALLELISM = 4  # batches downloaded and classified at once
-
-
-def work_root(work_dir: str | None = None) -> Path:
-    """Root of the work directories: the parameter, else `$BATCH_OPENAI_WORK_DIR`, else the default."""
-    return Path(work_dir or os.environ.get(WORK_DIR_ENV) or DEFAULT_WORK_DIR).expanduser().resolve()
 
 
 @task(name="render-input")
@@ -192,8 +191,8 @@ def _queue_waves(
     """Shards grouped into waves that fit the enqueued-token cap per model (one wave when there is none)."""
     if max_enqueued_tokens is None:
         return [shards]
-    from batch_openai._estimate import file_input_tokens
-    from batch_openai._queue import plan_waves
+    from batch_openai import plan_waves
+    from batch_openai.tokens import file_input_tokens
 
     sized = [(s["model"], file_input_tokens(s["path"], s["endpoint"])) for s in shards]
     waves = plan_waves(sized, max_enqueued_tokens)

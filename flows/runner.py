@@ -65,9 +65,9 @@ def run_local_demo(
     from batch_openai.local import LocalBatchServer
 
     if input_path is None:
-        import batch_openai.demo as demo
+        import batch_openai
 
-        input_path = Path(demo.__file__).with_name("reviews.csv")
+        input_path = Path(batch_openai.__file__).parent / "demo" / "reviews.csv"  # data, not an import
         options.setdefault(
             "prompt_template", "Is this review positive or negative? Reply with one word.\n\n{text}"
         )

@@ -43,8 +43,17 @@ __all__ = [
     "wait_for_batch",
 ]
 
+WORK_DIR_ENV = "BATCH_OPENAI_WORK_DIR"
+DEFAULT_WORK_DIR = ".batch_openai/work"
 DEFAULT_MAX_REQUESTS = 50_000
 DEFAULT_MAX_BYTES = 209_715_200
+
+
+def work_root(work_dir: str | None = None) -> Path:
+    """Root of the work directories: the parameter, else `$BATCH_OPENAI_WORK_DIR`, else the default."""
+    import os
+
+    return Path(work_dir or os.environ.get(WORK_DIR_ENV) or DEFAULT_WORK_DIR).expanduser().resolve()
 
 
 class BatchRef(BaseModel):
@@ -220,7 +229,6 @@ def submit_batch(
 
 def _shards_of(source: Any, work_dir: str | None, max_requests: int, max_bytes: int) -> list[dict[str, Any]]:
     from batch_openai import BatchRequestBuilder
-    from batch_openai.flows.batch_flow import work_root
 
     builder = source if isinstance(source, BatchRequestBuilder) else BatchRequestBuilder.from_jsonl(source)
     shard_dir = work_root(work_dir) / "shards"  # content-named files: equal requests, equal names
@@ -285,10 +293,13 @@ def wait_for_batch(
     except BatchNotFoundError:
         get_run_logger().warning("batch %s no longer exists (deleted remotely)", ref.batch_ids)
         return ref.model_copy(update={"resubmit": resubmit_reason(None, reattached=reattached)})
+    on_progress = _progress_hook(ref, reattached)
+    for batch in job.batches:  # a batch already over is never polled again: record what it is now
+        on_progress(batch)
     job.settle(
         poll_interval=poll_interval,
         max_poll_interval=max_poll_interval,
-        on_progress=_progress_hook(ref, reattached),
+        on_progress=on_progress,
         timeout=timeout,
         token_limit_retries=token_limit_retries,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from batch_openai._builder import BatchRequestBuilder
+from batch_openai._builder_submit import submit_file
 from batch_openai._errors import (
     BatchAuthError,
     BatchConflictError,
@@ -43,11 +44,12 @@ from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard
 from batch_openai._steps import call as retry_call
-from batch_openai._submit import FINGERPRINT_KEY, find_batch_by_fingerprint, submit_file
+from batch_openai._submit import FINGERPRINT_KEY, find_batch_by_fingerprint
 from batch_openai._usage import TokenCounts, TokenUsage
 
 if TYPE_CHECKING:
-    from batch_openai._submit import async_find_batch_by_fingerprint, async_submit_file
+    from batch_openai._builder_submit import async_submit_file
+    from batch_openai._submit import async_find_batch_by_fingerprint
     from batch_openai.records import BatchRecord, BatchTracker
 
 __version__ = "0.5.0.dev0"
@@ -105,7 +107,7 @@ _LAZY = {
     "BatchRegistry": "batch_openai.flows.registry",
     "BatchRecord": "batch_openai.records",
     "BatchTracker": "batch_openai.records",
-    "async_submit_file": "batch_openai._submit",
+    "async_submit_file": "batch_openai._builder_submit",
     "async_find_batch_by_fingerprint": "batch_openai._submit",
 }
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from batch_openai._estimate import CostEstimate
     from batch_openai._job import BatchJob
     from batch_openai._pricing import PriceLike
-    from batch_openai._registry import BatchRegistry
+    from batch_openai.records import BatchTracker as BatchRegistry
 
 __all__ = ["BatchRequestBuilder"]
 

@@ -1,4 +1,4 @@
-"""The body of `BatchRequestBuilder.submit` / `async_submit`, written once as steps.
+"""Submitting as a job: `submit_file` / `async_submit_file`, and the body of `BatchRequestBuilder.submit`.
 
 Shard to a temp dir, submit each shard idempotently (paced under `max_enqueued_tokens` when set), and
 return one job over all of them. Kept out of `_builder.py` so that module stays about building requests.
@@ -6,6 +6,7 @@ return one job over all of them. Kept out of `_builder.py` so that module stays 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -13,16 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from batch_openai._job import BatchJob
 from batch_openai._queue import submit_shards_steps
-from batch_openai._retry import RetryPolicy
-from batch_openai._steps import Steps
+from batch_openai._retry import RetryPolicy, no_sdk_retries
+from batch_openai._steps import Steps, run_async, run_sync
+from batch_openai._submit import DEFAULT_MAX_PAGES, submit_file_steps
 from batch_openai._tracking import track_steps
 from batch_openai._validation import MAX_REQUESTS
 
 if TYPE_CHECKING:
     from batch_openai._builder import BatchRequestBuilder
-    from batch_openai._registry import BatchRegistry
+    from batch_openai.records import BatchTracker as BatchRegistry
 
-__all__ = ["submit_steps"]
+__all__ = ["async_submit_file", "submit_file", "submit_steps"]
 
 
 def submit_steps(
@@ -61,3 +63,60 @@ def submit_steps(
         track=False,  # each shard was tracked as it was made
         token_queue=queue,
     )
+
+
+def submit_file(
+    client: Any,
+    path: str | os.PathLike[str],
+    *,
+    endpoint: str,
+    description: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    fingerprint: str | None = None,
+    retry: RetryPolicy | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    registry: BatchRegistry | None = None,
+) -> BatchJob:
+    """Create ONE batch for one input file, idempotently (see the module docstring); return its `BatchJob`.
+
+    `registry`: a `BatchRegistry` that records the batch once created (or found) and, through the job's
+    `refresh()`/`wait()`, each change of its status or files; a tracking error is logged, never raised.
+    """
+    client = no_sdk_retries(client)
+    steps = submit_file_steps(
+        path,
+        endpoint=endpoint,
+        description=description,
+        metadata=metadata,
+        fingerprint=fingerprint,
+        retry=retry,
+        max_pages=max_pages,
+    )
+    return BatchJob.attached(client, [run_sync(steps, client)], retry=retry, registry=registry)
+
+
+async def async_submit_file(
+    async_client: Any,
+    path: str | os.PathLike[str],
+    *,
+    endpoint: str,
+    description: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    fingerprint: str | None = None,
+    retry: RetryPolicy | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    registry: BatchRegistry | None = None,
+) -> BatchJob:
+    """Async twin of `submit_file`, for an `openai.AsyncOpenAI` client."""
+    client = no_sdk_retries(async_client)
+    steps = submit_file_steps(
+        path,
+        endpoint=endpoint,
+        description=description,
+        metadata=metadata,
+        fingerprint=fingerprint,
+        retry=retry,
+        max_pages=max_pages,
+    )
+    job = BatchJob(client, [await run_async(steps, client)], retry=retry)
+    return await job.async_attach(registry)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from batch_openai._errors import BatchConflictError, BatchJobError, BatchTimeoutError, OpenAIBatchError
 from batch_openai._jsonl import ensure_dir
+from batch_openai._queue import TokenQueue
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, no_sdk_retries
 from batch_openai._steps import Blocking, Download, Sleep, Steps, retried_call, run_async, run_sync
@@ -37,8 +38,7 @@ from batch_openai.lifecycle import (
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batch_openai._queue import TokenQueue
-    from batch_openai._registry import BatchRegistry
+    from batch_openai.records import BatchTracker as BatchRegistry
 
 __all__ = ["BatchJob", "job_error"]
 
@@ -394,8 +394,6 @@ class BatchJob:
     def _queue_for(self, poll_interval: float, retries: int) -> TokenQueue | None:
         if retries <= 0:
             return None
-        from batch_openai._queue import TokenQueue
-
         if self._token_queue is None:
             self._token_queue = TokenQueue()
         self._token_queue.poll_interval = max(poll_interval, 0.05)

@@ -300,7 +300,7 @@ def submit_shards_steps(
     for i, shard in enumerate(shards):
         queue.models[i] = shard.model
     if max_enqueued_tokens is not None:
-        from batch_openai._estimate import file_input_tokens
+        from batch_openai.tokens import file_input_tokens
 
         for i, shard in enumerate(shards):  # every shard checked before the first upload
             queue.tokens[i] = yield Blocking(lambda s=shard: file_input_tokens(s.path, s.endpoint))

@@ -31,18 +31,14 @@ from batch_openai.lifecycle import FINGERPRINT_KEY, REUSABLE, reusable
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batch_openai._job import BatchJob
-    from batch_openai._registry import BatchRegistry
 
 __all__ = [
     "FINGERPRINT_KEY",
     "REUSABLE",
     "async_find_batch_by_fingerprint",
-    "async_submit_file",
     "build_metadata",
     "find_batch_by_fingerprint",
     "find_steps",
-    "submit_file",
     "submit_file_steps",
 ]
 
@@ -202,64 +198,3 @@ def submit_file_steps(
             except Exception as cleanup:  # cleanup must not hide the real error
                 log.warning("batch_openai: could not delete upload %s: %s", uploaded.id, redact(str(cleanup)))
         raise
-
-
-def submit_file(
-    client: Any,
-    path: str | os.PathLike[str],
-    *,
-    endpoint: str,
-    description: str | None = None,
-    metadata: Mapping[str, str] | None = None,
-    fingerprint: str | None = None,
-    retry: RetryPolicy | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    registry: BatchRegistry | None = None,
-) -> BatchJob:
-    """Create ONE batch for one input file, idempotently (see the module docstring); return its `BatchJob`.
-
-    `registry`: a `BatchRegistry` that records the batch once created (or found) and, through the job's
-    `refresh()`/`wait()`, each change of its status or files; a tracking error is logged, never raised.
-    """
-    from batch_openai._job import BatchJob
-
-    client = no_sdk_retries(client)
-    steps = submit_file_steps(
-        path,
-        endpoint=endpoint,
-        description=description,
-        metadata=metadata,
-        fingerprint=fingerprint,
-        retry=retry,
-        max_pages=max_pages,
-    )
-    return BatchJob.attached(client, [run_sync(steps, client)], retry=retry, registry=registry)
-
-
-async def async_submit_file(
-    async_client: Any,
-    path: str | os.PathLike[str],
-    *,
-    endpoint: str,
-    description: str | None = None,
-    metadata: Mapping[str, str] | None = None,
-    fingerprint: str | None = None,
-    retry: RetryPolicy | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    registry: BatchRegistry | None = None,
-) -> BatchJob:
-    """Async twin of `submit_file`, for an `openai.AsyncOpenAI` client."""
-    from batch_openai._job import BatchJob
-
-    client = no_sdk_retries(async_client)
-    steps = submit_file_steps(
-        path,
-        endpoint=endpoint,
-        description=description,
-        metadata=metadata,
-        fingerprint=fingerprint,
-        retry=retry,
-        max_pages=max_pages,
-    )
-    job = BatchJob(client, [await run_async(steps, client)], retry=retry)
-    return await job.async_attach(registry)

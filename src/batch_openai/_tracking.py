@@ -15,7 +15,7 @@ from batch_openai._errors import redact
 from batch_openai._steps import Blocking, Steps
 
 if TYPE_CHECKING:
-    from batch_openai._registry import BatchRegistry
+    from batch_openai.records import BatchTracker as BatchRegistry
 
 __all__ = ["changed", "track_all", "track_batch", "track_steps"]
 

@@ -8,9 +8,9 @@ import pytest
 from frames_helpers import FAST, chat_requests, server_batches
 
 from batch_openai import BatchJobError, BatchValidationError, Outcome
-from batch_openai._estimate import file_input_tokens
 from batch_openai._queue import TokenQueue, limit_from_errors, token_limited
 from batch_openai.local import LocalBatchServer
+from batch_openai.tokens import file_input_tokens
 
 # 12 requests of ~13 tokens in shards of 4 (~52 tokens each): the limit admits two shards at a time.
 N, SHARD, LIMIT = 12, 4, 120

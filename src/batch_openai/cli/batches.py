@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,7 +34,6 @@ STATUSES = (
     "cancelling",
     "cancelled",
 )
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 FORMATS = ("jsonl", "csv", "parquet")
 
 BatchIdArg = Annotated[str, typer.Argument(metavar="BATCH_ID", help="The batch id, e.g. batch_abc123.")]
@@ -106,22 +104,16 @@ def _observe(batches: list[Any]) -> None:
 
 
 def _require_terminal(job: BatchJob) -> None:
-    if job.status not in TERMINAL:
+    if not job.is_terminal:
         raise CliError(
             f"batch {job.batch_id} is {job.status!r}, not finished: "
             f"run `batch-openai wait {job.batch_id}` first"
         )
 
 
-def _settle(job: BatchJob, *, polls: int = 5, interval: float = 2.0) -> None:
-    """A `completed` batch can lag a poll or two before its file ids appear: give it a few polls."""
-    from batch_openai.lifecycle import files_settled
-
-    for _ in range(polls):
-        if all(files_settled(b) for b in job.batches):
-            return
-        time.sleep(interval)
-        job.refresh()
+def _settle(job: BatchJob) -> None:
+    """A terminal batch can lag a poll or two before its file ids appear: the library's late-file rule."""
+    job.settle(poll_interval=2.0, token_limit_retries=0)
 
 
 # ------------------------------------------------------------------------------------------ list
@@ -207,7 +199,7 @@ def status(
 def cancel(batch_id: BatchIdArg) -> None:
     """Cancel a running batch (irreversible; finished requests stay in its output file)."""
     job = _job(batch_id)
-    if job.status in TERMINAL:
+    if job.is_terminal:
         raise CliError(f"batch {batch_id} is already {job.status!r}: nothing to cancel")
     job.cancel()
     typer.echo(f"Batch {batch_id} cancel requested. Status: {job.status}")
@@ -305,7 +297,12 @@ def results(
 # ------------------------------------------------------------------------------------------ wait
 def wait(
     batch_id: BatchIdArg,
-    poll_interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls.")] = 15.0,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.01, help="First polling interval, seconds (grows 1.5x per poll).")
+    ] = 15.0,
+    max_poll_interval: Annotated[
+        float, typer.Option(min=0.01, help="Longest polling interval, seconds.")
+    ] = 300.0,
     timeout: Annotated[
         float | None, typer.Option(min=0.0, help="Give up after this many seconds (the batch keeps running).")
     ] = None,
@@ -314,8 +311,9 @@ def wait(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from batch_openai import BatchTimeoutError
+
     job = _job(batch_id)
-    deadline = None if timeout is None else time.monotonic() + timeout
     progress = Progress(
         TextColumn("[bold]{task.fields[status]:<12}"),
         BarColumn(),
@@ -331,21 +329,30 @@ def wait(
         done = (counts.completed + counts.failed) if counts else 0
         progress.update(task, total=total, completed=done, status=batch.status)
 
-    last_status = job.status
+    last = {"status": job.status}
+
+    def on_progress(batch: Any) -> None:
+        show(batch)
+        if batch.status != last["status"]:  # keep the record current as the batch moves
+            last["status"] = batch.status
+            _observe([batch])
+
     with progress:
         task = progress.add_task(batch_id, total=None, status=job.status)
         show(job.batches[0])
-        while job.status not in TERMINAL:
-            if deadline is not None and time.monotonic() >= deadline:
-                _observe(job.batches)
-                raise CliError(f"batch {batch_id} still {job.status!r} after {timeout}s; it keeps running")
-            pause = poll_interval if deadline is None else min(poll_interval, deadline - time.monotonic())
-            time.sleep(max(pause, 0.0))
-            job.refresh(on_progress=show)
-            if job.status != last_status:  # keep the record current as the batch moves
-                last_status = job.status
-                _observe(job.batches)
-    _settle(job)
+        try:  # the library's cadence: starts at --poll-interval, grows 1.5x up to --max-poll-interval
+            job.settle(
+                poll_interval=poll_interval,
+                max_poll_interval=max(poll_interval, max_poll_interval),
+                on_progress=on_progress,
+                timeout=timeout,
+                token_limit_retries=0,
+            )
+        except BatchTimeoutError:
+            _observe(job.batches)
+            raise CliError(
+                f"batch {batch_id} still {job.status!r} after {timeout}s; it keeps running"
+            ) from None
     _observe(job.batches)
     counts = job.request_counts
     summary = f"{counts.completed} completed, {counts.failed} failed of {counts.total}"
