@@ -18,6 +18,7 @@ from batch_openai._input_file import read_input_lines
 from batch_openai._jsonl import compact_body, encode_block
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard, write_shards
+from batch_openai._steps import Steps, twins
 from batch_openai._validation import (
     _ROLES,
     MAX_FILE_BYTES,
@@ -384,7 +385,7 @@ class BatchRequestBuilder:
         return estimate_cost(zip(self._expand(1), self._expand(2), bodies, strict=True), prices)
 
     # ---------------------------------------------------------------- submitting
-    def submit(
+    def _submit(
         self,
         client: Any,
         *,
@@ -395,7 +396,7 @@ class BatchRequestBuilder:
         max_enqueued_tokens: int | Mapping[str, int] | None = None,
         queue_poll_interval: float = 30.0,
         registry: BatchRegistry | None = None,
-    ) -> BatchJob:
+    ) -> Steps[BatchJob]:
         """Upload and create one batch per shard (idempotent by content fingerprint); return the job.
 
         `max_enqueued_tokens` (one number, or `{model: tokens}`): hold each shard back until this job's
@@ -404,54 +405,19 @@ class BatchRequestBuilder:
         `registry`: a `BatchRegistry` recording each batch once created and every change `refresh()` sees.
         """
         from batch_openai._builder_submit import submit_steps
-        from batch_openai._retry import no_sdk_retries
-        from batch_openai._steps import run_sync
 
-        c = no_sdk_retries(client)
-        return run_sync(
-            submit_steps(
+        return (
+            yield from submit_steps(
                 self,
-                c,
-                description=description,
-                metadata=metadata,
-                max_requests=max_requests,
-                retry=retry,
-                max_enqueued_tokens=max_enqueued_tokens,
-                queue_poll_interval=queue_poll_interval,
-                registry=registry,
-            ),
-            c,
+                client,
+                description,
+                metadata,
+                max_requests,
+                retry,
+                max_enqueued_tokens,
+                queue_poll_interval,
+                registry,
+            )
         )
 
-    async def async_submit(
-        self,
-        async_client: Any,
-        *,
-        description: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        max_requests: int | None = None,
-        retry: RetryPolicy | None = None,
-        max_enqueued_tokens: int | Mapping[str, int] | None = None,
-        queue_poll_interval: float = 30.0,
-        registry: BatchRegistry | None = None,
-    ) -> BatchJob:
-        """Async twin of `submit` (every option included), for an `openai.AsyncOpenAI` client."""
-        from batch_openai._builder_submit import submit_steps
-        from batch_openai._retry import no_sdk_retries
-        from batch_openai._steps import run_async
-
-        c = no_sdk_retries(async_client)
-        return await run_async(
-            submit_steps(
-                self,
-                c,
-                description=description,
-                metadata=metadata,
-                max_requests=max_requests,
-                retry=retry,
-                max_enqueued_tokens=max_enqueued_tokens,
-                queue_poll_interval=queue_poll_interval,
-                registry=registry,
-            ),
-            c,
-        )
+    submit, async_submit = twins(_submit, bound=True)

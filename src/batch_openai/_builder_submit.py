@@ -12,10 +12,10 @@ import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from batch_openai._job import BatchJob
+from batch_openai._job import BatchJob, job_steps
 from batch_openai._queue import submit_shards_steps
-from batch_openai._retry import RetryPolicy, no_sdk_retries
-from batch_openai._steps import Steps, run_async, run_sync
+from batch_openai._retry import RetryPolicy
+from batch_openai._steps import Steps, twins
 from batch_openai._submit import DEFAULT_MAX_PAGES, submit_file_steps
 from batch_openai._tracking import track_steps
 from batch_openai._validation import MAX_REQUESTS
@@ -30,14 +30,13 @@ __all__ = ["async_submit_file", "submit_file", "submit_steps"]
 def submit_steps(
     builder: BatchRequestBuilder,
     client: Any,
-    *,
     description: str | None,
     metadata: Mapping[str, str] | None,
     max_requests: int | None,
     retry: RetryPolicy | None,
     max_enqueued_tokens: int | Mapping[str, int] | None,
     queue_poll_interval: float,
-    registry: BatchRegistry | None = None,
+    registry: BatchRegistry | None,
 ) -> Steps[BatchJob]:
     """Steps: write the shards, submit each (paced when `max_enqueued_tokens` is set); one job over all."""
     tmp = tempfile.mkdtemp(prefix="batch_openai-")
@@ -54,18 +53,20 @@ def submit_steps(
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return BatchJob.attached(
-        client,
-        batches,
-        expected_ids=builder.custom_ids,
-        retry=retry,
-        registry=registry,
-        track=False,  # each shard was tracked as it was made
-        token_queue=queue,
+    return (
+        yield from job_steps(
+            client,
+            batches,
+            expected_ids=builder.custom_ids,
+            retry=retry,
+            registry=registry,
+            track=False,  # each shard was tracked as it was made
+            token_queue=queue,
+        )
     )
 
 
-def submit_file(
+def _submit_file(
     client: Any,
     path: str | os.PathLike[str],
     *,
@@ -76,14 +77,13 @@ def submit_file(
     retry: RetryPolicy | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
     registry: BatchRegistry | None = None,
-) -> BatchJob:
-    """Create ONE batch for one input file, idempotently (see the module docstring); return its `BatchJob`.
+) -> Steps[BatchJob]:
+    """Create ONE batch for one input file, idempotently (see `_submit.py`); return its `BatchJob`.
 
     `registry`: a `BatchRegistry` that records the batch once created (or found) and, through the job's
     `refresh()`/`wait()`, each change of its status or files; a tracking error is logged, never raised.
     """
-    client = no_sdk_retries(client)
-    steps = submit_file_steps(
+    batch = yield from submit_file_steps(
         path,
         endpoint=endpoint,
         description=description,
@@ -92,31 +92,7 @@ def submit_file(
         retry=retry,
         max_pages=max_pages,
     )
-    return BatchJob.attached(client, [run_sync(steps, client)], retry=retry, registry=registry)
+    return (yield from job_steps(client, [batch], retry=retry, registry=registry))
 
 
-async def async_submit_file(
-    async_client: Any,
-    path: str | os.PathLike[str],
-    *,
-    endpoint: str,
-    description: str | None = None,
-    metadata: Mapping[str, str] | None = None,
-    fingerprint: str | None = None,
-    retry: RetryPolicy | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    registry: BatchRegistry | None = None,
-) -> BatchJob:
-    """Async twin of `submit_file`, for an `openai.AsyncOpenAI` client."""
-    client = no_sdk_retries(async_client)
-    steps = submit_file_steps(
-        path,
-        endpoint=endpoint,
-        description=description,
-        metadata=metadata,
-        fingerprint=fingerprint,
-        retry=retry,
-        max_pages=max_pages,
-    )
-    job = BatchJob(client, [await run_async(steps, client)], retry=retry)
-    return await job.async_attach(registry)
+submit_file, async_submit_file = twins(_submit_file)

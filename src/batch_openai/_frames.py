@@ -194,9 +194,9 @@ def result_to_pandas(
     parsed_rows: list[dict[str, Any] | None] = []
     parse_errors: list[str | None] = []
     if model is not None:
-        from batch_openai._result import _validator
+        from batch_openai._items import validator
 
-        validate = _validator(model)
+        validate = validator(model)
     for item in result:  # streamed: one decode of each body for usage, model and finish reason
         body = item.raw_response if item.ok else None
         usage = body.get("usage") if type(body) is dict else None

@@ -6,6 +6,7 @@ decoded; the full response body stays as the line's bytes and is decoded again o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -312,3 +313,29 @@ class ParsedItem(Generic[T]):
     def ok(self) -> bool:
         """True when the value parsed."""
         return self.error is None
+
+
+def validators(model: Any) -> tuple[Callable[[str], Any], Callable[[Any], Any]]:
+    """(validate a JSON string, validate any content) for `model`: a Pydantic model or any type."""
+    validator = getattr(model, "__pydantic_validator__", None) if hasattr(model, "model_validate") else None
+    from pydantic_core import SchemaValidator
+
+    if isinstance(validator, SchemaValidator):  # a built model: its validator, as model_validate_json calls
+        validate_json, validate_python = validator.validate_json, validator.validate_python
+    elif hasattr(model, "model_validate_json"):  # not built yet (forward refs): let pydantic rebuild it
+        validate_json, validate_python = model.model_validate_json, model.model_validate
+    else:
+        from pydantic import TypeAdapter
+
+        adapter = TypeAdapter(model)
+        validate_json, validate_python = adapter.validate_json, adapter.validate_python
+
+    def validate(content: Any) -> Any:
+        return validate_json(content) if isinstance(content, str) else validate_python(content)
+
+    return validate_json, validate
+
+
+def validator(model: Any) -> Callable[[Any], Any]:
+    """Validate any content (a JSON string or decoded JSON) into `model`."""
+    return validators(model)[1]

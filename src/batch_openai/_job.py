@@ -21,8 +21,8 @@ from batch_openai._jsonl import ensure_dir
 from batch_openai._queue import TokenQueue
 from batch_openai._result import BatchResult
 from batch_openai._retry import RetryPolicy, no_sdk_retries
-from batch_openai._steps import Blocking, Download, Sleep, Steps, retried_call, run_async, run_sync
-from batch_openai._tracking import changed, track_all, track_steps
+from batch_openai._steps import Blocking, Download, Sleep, Steps, retried_call, twins
+from batch_openai._tracking import changed, track_steps
 from batch_openai._usage import batch_usage_of
 from batch_openai.lifecycle import (
     DEFAULT_MAX_POLL_INTERVAL,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from batch_openai.records import BatchTracker as BatchRegistry
 
-__all__ = ["BatchJob", "job_error"]
+__all__ = ["BatchJob", "job_error", "job_steps"]
 
 ProgressHook = Callable[["Batch"], Any]
 
@@ -66,40 +66,16 @@ class BatchJob:
         self._registry: BatchRegistry | None = None  # set by submit/from_id(registry=): see _tracking.py
 
     # ---------------------------------------------------------------- construction
-    @classmethod
-    def attached(
+    def _from_ids(
         cls,
         client: Any,
-        batches: Sequence[Batch],
+        batch_ids: Sequence[str],
         *,
         expected_ids: Sequence[str] | None = None,
         retry: RetryPolicy | None = None,
         registry: BatchRegistry | None = None,
-        track: bool = True,
-        token_queue: TokenQueue | None = None,
-    ) -> BatchJob:
-        """A job over `batches` that keeps `registry`'s records current (each batch tracked now when `track`).
-
-        `token_queue`: the queue a paced submit used, so that `wait()` requeues with its token estimates.
-        """
-        job = cls(client, batches, expected_ids=expected_ids, retry=retry)
-        job._registry = registry
-        job._token_queue = token_queue
-        if track:
-            track_all(registry, job._batches)
-        return job
-
-    async def async_attach(self, registry: BatchRegistry | None) -> Self:
-        """Keep `registry` current from now on; every batch is tracked now, in a thread (a Prefect write)."""
-        import asyncio
-
-        self._registry = registry
-        if registry is not None:
-            await asyncio.to_thread(track_all, registry, self._batches)
-        return self
-
-    @staticmethod
-    def _reconnect_steps(batch_ids: Sequence[str], retry: RetryPolicy | None) -> Steps[list[Batch]]:
+    ) -> Steps[BatchJob]:
+        """Reconnect to a (sharded) job by its batch ids; `registry` records it and keeps it current."""
         from batch_openai._errors import BatchValidationError
 
         batches = []
@@ -112,65 +88,27 @@ class BatchJob:
                 lambda c, b=batch_id: c.batches.retrieve(b), policy=retry, context=f"retrieving {batch_id}"
             )
             batches.append(batch)
-        return batches
-
-    @classmethod
-    def from_ids(
-        cls,
-        client: Any,
-        batch_ids: Sequence[str],
-        *,
-        expected_ids: Sequence[str] | None = None,
-        retry: RetryPolicy | None = None,
-        registry: BatchRegistry | None = None,
-    ) -> BatchJob:
-        """Reconnect to a (sharded) job by its batch ids; `registry` records it and keeps it current."""
-        c = no_sdk_retries(client)
-        batches = run_sync(cls._reconnect_steps(batch_ids, retry), c)
-        return cls.attached(c, batches, expected_ids=expected_ids, retry=retry, registry=registry)
-
-    @classmethod
-    def from_id(
-        cls,
-        client: Any,
-        batch_id: str,
-        *,
-        expected_ids: Sequence[str] | None = None,
-        retry: RetryPolicy | None = None,
-        registry: BatchRegistry | None = None,
-    ) -> BatchJob:
-        """Reconnect to an existing batch by id (one API call); `registry` records it and keeps it current."""
-        return cls.from_ids(client, [batch_id], expected_ids=expected_ids, retry=retry, registry=registry)
-
-    @classmethod
-    async def async_from_ids(
-        cls,
-        async_client: Any,
-        batch_ids: Sequence[str],
-        *,
-        expected_ids: Sequence[str] | None = None,
-        retry: RetryPolicy | None = None,
-        registry: BatchRegistry | None = None,
-    ) -> BatchJob:
-        """Async twin of `from_ids`, for an `openai.AsyncOpenAI` client."""
-        c = no_sdk_retries(async_client)
-        batches = await run_async(cls._reconnect_steps(batch_ids, retry), c)
-        return await cls(c, batches, expected_ids=expected_ids, retry=retry).async_attach(registry)
-
-    @classmethod
-    async def async_from_id(
-        cls,
-        async_client: Any,
-        batch_id: str,
-        *,
-        expected_ids: Sequence[str] | None = None,
-        retry: RetryPolicy | None = None,
-        registry: BatchRegistry | None = None,
-    ) -> BatchJob:
-        """Async twin of `from_id`, for an `openai.AsyncOpenAI` client."""
-        return await cls.async_from_ids(
-            async_client, [batch_id], expected_ids=expected_ids, retry=retry, registry=registry
+        return (
+            yield from job_steps(client, batches, expected_ids=expected_ids, retry=retry, registry=registry)
         )
+
+    def _from_id(
+        cls,
+        client: Any,
+        batch_id: str,
+        *,
+        expected_ids: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
+        registry: BatchRegistry | None = None,
+    ) -> Steps[BatchJob]:
+        """Reconnect to an existing batch by id (one API call); `registry` records it and keeps it current."""
+        steps = cls._from_ids(
+            cls, client, [batch_id], expected_ids=expected_ids, retry=retry, registry=registry
+        )
+        return (yield from steps)
+
+    from_ids, async_from_ids = (classmethod(f) for f in twins(_from_ids, bound=True))
+    from_id, async_from_id = (classmethod(f) for f in twins(_from_id, bound=True))
 
     # ---------------------------------------------------------------- state (no network)
     @property
@@ -243,18 +181,6 @@ class BatchJob:
 
     def __repr__(self) -> str:
         return f"BatchJob(batch_ids={self.batch_ids!r}, status={self.status!r})"
-
-    # ---------------------------------------------------------------- drivers
-    def _run(self, steps: Steps[Any], method: str) -> Any:
-        if self.is_async:
-            steps.close()
-            raise TypeError(
-                f"this BatchJob holds an async client: use `await job.async_{method}(...)`, not {method}()"
-            )
-        return run_sync(steps, self._client)
-
-    async def _arun(self, steps: Steps[Any]) -> Any:
-        return await run_async(steps, self._client)
 
     # ---------------------------------------------------------------- steps (written once)
     def _track_steps(self, batch: Batch) -> Steps[None]:
@@ -400,24 +326,16 @@ class BatchJob:
         self._token_queue.max_requeues = retries
         return self._token_queue
 
-    # ---------------------------------------------------------------- the public pairs: sync, then async
-    def refresh(self, *, on_progress: ProgressHook | None = None) -> Self:
+    # ---------------------------------------------------------------- the public pairs, each written once
+    def _refresh(self, *, on_progress: ProgressHook | None = None) -> Steps[Self]:
         """Fetch the latest state of every batch that may still change."""
-        return self._run(self._refresh_steps(on_progress), "refresh")
+        return (yield from self._refresh_steps(on_progress))
 
-    async def async_refresh(self, *, on_progress: ProgressHook | None = None) -> Self:
-        """Async twin of `refresh`."""
-        return await self._arun(self._refresh_steps(on_progress))
-
-    def cancel(self) -> Self:
+    def _cancel(self) -> Steps[Self]:
         """Ask the service to cancel every unfinished batch (irreversible); finished shards are left alone."""
-        return self._run(self._cancel_steps(), "cancel")
+        return (yield from self._cancel_steps())
 
-    async def async_cancel(self) -> Self:
-        """Async twin of `cancel`."""
-        return await self._arun(self._cancel_steps())
-
-    def settle(
+    def _settle(
         self,
         *,
         poll_interval: float = 60,
@@ -425,7 +343,7 @@ class BatchJob:
         on_progress: ProgressHook | None = None,
         timeout: float | None = None,
         token_limit_retries: int = 5,
-    ) -> Self:
+    ) -> Steps[Self]:
         """Poll until every batch is terminal and its result files are there; download nothing.
 
         The interval starts at `poll_interval` and grows 1.5x per poll up to `max_poll_interval`. A batch
@@ -433,12 +351,13 @@ class BatchJob:
         other batches of its model have left the queue, up to `token_limit_retries` times (0: never).
         `timeout` raises `BatchTimeoutError`; the batches keep running.
         """
-        steps = self._settle_steps(
-            poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
+        return (
+            yield from self._settle_steps(
+                poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
+            )
         )
-        return self._run(steps, "settle")
 
-    async def async_settle(
+    def _wait(
         self,
         *,
         poll_interval: float = 60,
@@ -446,56 +365,50 @@ class BatchJob:
         on_progress: ProgressHook | None = None,
         timeout: float | None = None,
         token_limit_retries: int = 5,
-    ) -> Self:
-        """Async twin of `settle`."""
-        steps = self._settle_steps(
-            poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
-        )
-        return await self._arun(steps)
-
-    def wait(
-        self,
-        *,
-        poll_interval: float = 60,
-        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
-        on_progress: ProgressHook | None = None,
-        timeout: float | None = None,
-        token_limit_retries: int = 5,
-    ) -> BatchResult:
+    ) -> Steps[BatchResult]:
         """`settle()`, then return the result, or raise `BatchJobError` (carrying the partial result)."""
-        steps = self._wait_steps(poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries)
-        return self._run(steps, "wait")
+        return (
+            yield from self._wait_steps(
+                poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
+            )
+        )
 
-    async def async_wait(
-        self,
-        *,
-        poll_interval: float = 60,
-        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
-        on_progress: ProgressHook | None = None,
-        timeout: float | None = None,
-        token_limit_retries: int = 5,
-    ) -> BatchResult:
-        """Async twin of `wait` (`await_completion` is the same method, by its documented name)."""
-        steps = self._wait_steps(poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries)
-        return await self._arun(steps)
-
-    await_completion = async_wait
-
-    def download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
+    def _download(self, directory: str | os.PathLike[str]) -> Steps[tuple[Path | None, Path | None]]:
         """Stream the output and error files to `directory`; shards are concatenated into one file each."""
-        return self._run(self._download_steps(directory), "download")
+        return (yield from self._download_steps(directory))
 
-    async def async_download(self, directory: str | os.PathLike[str]) -> tuple[Path | None, Path | None]:
-        """Async twin of `download`."""
-        return await self._arun(self._download_steps(directory))
-
-    def result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
+    def _result(self, *, expected_ids: Sequence[str] | None = None) -> Steps[BatchResult]:
         """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
-        return self._run(self._result_steps(expected_ids), "result")
+        return (yield from self._result_steps(expected_ids))
 
-    async def async_result(self, *, expected_ids: Sequence[str] | None = None) -> BatchResult:
-        """Async twin of `result`."""
-        return await self._arun(self._result_steps(expected_ids))
+    refresh, async_refresh = twins(_refresh, client_attr="_client")
+    cancel, async_cancel = twins(_cancel, client_attr="_client")
+    settle, async_settle = twins(_settle, client_attr="_client")
+    wait, async_wait = twins(_wait, client_attr="_client")
+    await_completion = async_wait  # the documented name of the async wait
+    download, async_download = twins(_download, client_attr="_client")
+    result, async_result = twins(_result, client_attr="_client")
+
+
+def job_steps(
+    client: Any,
+    batches: Sequence[Batch],
+    *,
+    expected_ids: Sequence[str] | None = None,
+    retry: RetryPolicy | None = None,
+    registry: BatchRegistry | None = None,
+    track: bool = True,
+    token_queue: TokenQueue | None = None,
+) -> Steps[BatchJob]:
+    """Steps: a job over `batches` that keeps `registry`'s records current (each batch tracked now when
+    `track`); `token_queue`: the queue a paced submit used, so that `wait()` requeues with its estimates."""
+    job = BatchJob(client, batches, expected_ids=expected_ids, retry=retry)
+    job._registry = registry
+    job._token_queue = token_queue
+    if track:
+        for batch in job._batches:
+            yield from track_steps(registry, batch)
+    return job
 
 
 def _concatenate(parts: Sequence[Path], target: Path) -> None:

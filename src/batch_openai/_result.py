@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from batch_openai._errors import BatchParseError
-from batch_openai._items import BatchResultItem, JoinedItem, Outcome, ParsedItem, item_from_line
+from batch_openai._items import BatchResultItem, JoinedItem, Outcome, ParsedItem, item_from_line, validators
 from batch_openai._jsonl import iter_lines
 from batch_openai._usage import TokenCounts, TokenUsage, summarise_usage
 
@@ -353,7 +353,7 @@ class BatchResult:
     # ---------------------------------------------------------------- parsing and joining
     def parse_each(self, model: type[M]) -> list[ParsedItem[M]]:
         """Validate every item's content into `model`, never raising: each entry has a value or a reason."""
-        _, validate = _validators(model)
+        _, validate = validators(model)
         out: list[ParsedItem[M]] = []
         for item in self.items:
             value, reason = None, _failure_reason(item)
@@ -400,7 +400,7 @@ class BatchResult:
 
         Streams the files (in input order when the input ids are known) unless `.items` is built already.
         """
-        validate_json, validate = _validators(model)
+        validate_json, validate = validators(model)
         parsed: list[M] = []
         failures: list[tuple[str, str]] = []
         values: Iterable[tuple[str, str] | BatchResultItem] = (
@@ -494,32 +494,6 @@ def _order(items: list[BatchResultItem], expected: Sequence[str] | None) -> list
     position = {cid: i for i, cid in enumerate(expected)}
     last = len(position)
     return sorted(items, key=lambda it: position.get(it.custom_id, last))
-
-
-def _validators(model: Any) -> tuple[Callable[[str], Any], Callable[[Any], Any]]:
-    """(validate a JSON string, validate any content) for `model`: a Pydantic model or any type."""
-    validator = getattr(model, "__pydantic_validator__", None) if hasattr(model, "model_validate") else None
-    from pydantic_core import SchemaValidator
-
-    if isinstance(validator, SchemaValidator):  # a built model: its validator, as model_validate_json calls
-        validate_json, validate_python = validator.validate_json, validator.validate_python
-    elif hasattr(model, "model_validate_json"):  # not built yet (forward refs): let pydantic rebuild it
-        validate_json, validate_python = model.model_validate_json, model.model_validate
-    else:
-        from pydantic import TypeAdapter
-
-        adapter = TypeAdapter(model)
-        validate_json, validate_python = adapter.validate_json, adapter.validate_python
-
-    def validate(content: Any) -> Any:
-        return validate_json(content) if isinstance(content, str) else validate_python(content)
-
-    return validate_json, validate
-
-
-def _validator(model: Any) -> Callable[[Any], Any]:
-    """Validate any content (a JSON string or decoded JSON) into `model`."""
-    return _validators(model)[1]
 
 
 def _failure_reason(item: BatchResultItem) -> str | None:

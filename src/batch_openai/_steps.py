@@ -4,11 +4,14 @@ A *steps* generator holds all the decisions of an operation (what to call, when 
 and yields the I/O it needs as small ops; `run_sync` and `run_async` carry them out with an
 `openai.OpenAI` or an `openai.AsyncOpenAI` client and send each answer (or throw each error) back in.
 This is how httpx drives one auth algorithm from both its clients: the decisions cannot drift, because
-there is only one copy of them; the two drivers below are the only code that knows sync from async.
+there is only one copy of them; the two drivers below are the only code that knows sync from async, and
+`twins` makes a public sync function and its `async_` twin from one steps definition.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import time
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from batch_openai._errors import OpenAIBatchError, classify, retry_after_seconds, translate
-from batch_openai._retry import DEFAULT_POLICY, RetryPolicy
+from batch_openai._retry import DEFAULT_POLICY, RetryPolicy, no_sdk_retries
 
 __all__ = [
     "Blocking",
@@ -32,6 +35,7 @@ __all__ = [
     "retried_call",
     "run_async",
     "run_sync",
+    "twins",
 ]
 
 T = TypeVar("T")
@@ -83,78 +87,169 @@ def _partial(dest: Path) -> Path:
 
 
 # ---------------------------------------------------------------- the two drivers
+@dataclass(frozen=True)
+class _Done:
+    value: Any
+
+
+def _advance(steps: Steps[Any], answer: Any = None, error: BaseException | None = None) -> Op | _Done:
+    """Send the last answer (or throw the last error) into `steps`: the next op, or what they returned."""
+    try:
+        return steps.throw(error) if error is not None else steps.send(answer)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
 def run_sync(steps: Steps[T], client: Any) -> T:
     """Carry out `steps` with a sync `openai.OpenAI` client; return what the steps return."""
-    answer: Any = None
-    error: BaseException | None = None
-    while True:
+    op = _advance(steps)
+    while not isinstance(op, _Done):
         try:
-            op = steps.throw(error) if error is not None else steps.send(answer)
-        except StopIteration as done:
-            return done.value
-        answer, error = None, None
-        try:
-            if isinstance(op, Call):
-                answer = op.fn(client)
-            elif isinstance(op, Sleep):
-                time.sleep(op.seconds)
-            elif isinstance(op, Blocking):
-                answer = op.fn()
-            elif isinstance(op, Upload):
-                with open(op.path, "rb") as f:  # reopened per attempt so a retry sends the whole file
-                    answer = client.files.create(file=(op.path.name, f), purpose="batch")
-            else:
-                part = _partial(op.dest)
-                try:
-                    with (
-                        client.files.with_streaming_response.content(op.file_id) as response,
-                        open(part, "wb") as f,
-                    ):
-                        for chunk in response.iter_bytes(1 << 20):
-                            f.write(chunk)
-                    os.replace(part, op.dest)
-                finally:
-                    part.unlink(missing_ok=True)
-                answer = op.dest
-        except Exception as exc:
-            error = exc
+            answer = _execute_sync(op, client)
+        except Exception as exc:  # the steps decide: retry, clean up, or let it out
+            op = _advance(steps, error=exc)
+        else:
+            op = _advance(steps, answer)
+    return op.value
 
 
 async def run_async(steps: Steps[T], client: Any) -> T:
     """Carry out `steps` with an `openai.AsyncOpenAI` client; return what the steps return."""
+    op = _advance(steps)
+    while not isinstance(op, _Done):
+        try:
+            answer = await _execute_async(op, client)
+        except Exception as exc:
+            op = _advance(steps, error=exc)
+        else:
+            op = _advance(steps, answer)
+    return op.value
+
+
+def _execute_sync(op: Op, client: Any) -> Any:
+    """One op, blocking: the sync client's I/O."""
+    if isinstance(op, Call):
+        return op.fn(client)
+    if isinstance(op, Sleep):
+        return time.sleep(op.seconds)
+    if isinstance(op, Blocking):
+        return op.fn()
+    if isinstance(op, Upload):
+        with open(op.path, "rb") as f:  # reopened per attempt so a retry sends the whole file
+            return client.files.create(file=(op.path.name, f), purpose="batch")
+    part = _partial(op.dest)
+    try:
+        with client.files.with_streaming_response.content(op.file_id) as response, open(part, "wb") as f:
+            for chunk in response.iter_bytes(1 << 20):
+                f.write(chunk)
+        os.replace(part, op.dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return op.dest
+
+
+async def _execute_async(op: Op, client: Any) -> Any:
+    """One op, awaited: the async client's I/O (local blocking work goes to a thread)."""
     import asyncio
 
-    answer: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = steps.throw(error) if error is not None else steps.send(answer)
-        except StopIteration as done:
-            return done.value
-        answer, error = None, None
-        try:
-            if isinstance(op, Call):
-                answer = await op.fn(client)
-            elif isinstance(op, Sleep):
-                await asyncio.sleep(op.seconds)
-            elif isinstance(op, Blocking):
-                answer = await asyncio.to_thread(op.fn)
-            elif isinstance(op, Upload):
-                with open(op.path, "rb") as f:
-                    answer = await client.files.create(file=(op.path.name, f), purpose="batch")
-            else:
-                part = _partial(op.dest)
-                try:
-                    async with client.files.with_streaming_response.content(op.file_id) as response:
-                        with open(part, "wb") as f:
-                            async for chunk in response.iter_bytes(1 << 20):
-                                f.write(chunk)
-                    os.replace(part, op.dest)
-                finally:
-                    part.unlink(missing_ok=True)
-                answer = op.dest
-        except Exception as exc:
-            error = exc
+    if isinstance(op, Call):
+        return await op.fn(client)
+    if isinstance(op, Sleep):
+        return await asyncio.sleep(op.seconds)
+    if isinstance(op, Blocking):
+        return await asyncio.to_thread(op.fn)
+    if isinstance(op, Upload):
+        with open(op.path, "rb") as f:
+            return await client.files.create(file=(op.path.name, f), purpose="batch")
+    part = _partial(op.dest)
+    try:
+        async with client.files.with_streaming_response.content(op.file_id) as response:
+            with open(part, "wb") as f:
+                async for chunk in response.iter_bytes(1 << 20):
+                    f.write(chunk)
+        os.replace(part, op.dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return op.dest
+
+
+# ---------------------------------------------------------------- twins: one definition, two drivers
+def _twin_signature(
+    steps_fn: Callable[..., Any], client_at: int | None, client_name: str
+) -> inspect.Signature:
+    """`steps_fn`'s signature as its driver shows it: returning what the steps return, the client renamed."""
+    sig = inspect.signature(steps_fn)
+    ret = sig.return_annotation
+    if isinstance(ret, str) and ret.startswith("Steps[") and ret.endswith("]"):
+        ret = ret[len("Steps[") : -1]
+    params = list(sig.parameters.values())
+    if client_at is not None:
+        params[client_at] = params[client_at].replace(name=client_name)
+    return sig.replace(parameters=params, return_annotation=ret)
+
+
+def _named(fn: Any, steps_fn: Callable[..., Any], name: str, doc: str, sig: inspect.Signature) -> Any:
+    functools.update_wrapper(fn, steps_fn)
+    fn.__name__ = name
+    fn.__qualname__ = (
+        f"{steps_fn.__qualname__.rsplit('.', 1)[0]}.{name}" if "." in steps_fn.__qualname__ else name
+    )
+    fn.__doc__ = doc
+    fn.__signature__ = sig
+    del fn.__wrapped__  # the signature above is the one to show
+    return fn
+
+
+def _is_async_client(client: Any) -> bool:
+    batches = getattr(client, "batches", None)
+    return batches is not None and inspect.iscoroutinefunction(getattr(batches, "retrieve", None))
+
+
+def twins(
+    steps_fn: Callable[..., Steps[Any]], *, bound: bool = False, client_attr: str | None = None
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """A sync function and its `async_` twin, both driving `steps_fn`: the sync one with an
+    `openai.OpenAI` client, the async one with an `openai.AsyncOpenAI` client. Written once, they
+    cannot drift.
+
+    The client is `steps_fn`'s first argument (after `self`/`cls` when `bound`), with the SDK's own
+    retries turned off; or, with `client_attr`, that attribute of `self`.
+    """
+    at = 1 if bound else 0
+    name = steps_fn.__name__.lstrip("_")
+    params = list(inspect.signature(steps_fn).parameters)
+
+    def prepared(args: tuple[Any, ...], kwargs: dict[str, Any], alias: str) -> tuple[Steps[Any], Any]:
+        if client_attr is not None:
+            client = getattr(args[0], client_attr)
+        elif len(args) > at:
+            client = no_sdk_retries(args[at])
+            args = (*args[:at], client, *args[at + 1 :])
+        else:  # passed by keyword, under the name this twin shows
+            client = kwargs[params[at]] = no_sdk_retries(kwargs.pop(alias))
+        return steps_fn(*args, **kwargs), client
+
+    def sync(*args: Any, **kwargs: Any) -> Any:
+        steps, client = prepared(args, kwargs, "client")
+        if _is_async_client(client):
+            steps.close()
+            raise TypeError(f"this holds an async client: use `await ...async_{name}(...)`, not {name}()")
+        return run_sync(steps, client)
+
+    async def asynchronous(*args: Any, **kwargs: Any) -> Any:
+        return await run_async(*prepared(args, kwargs, "async_client"))
+
+    doc = inspect.getdoc(steps_fn) or ""
+    twin_doc = f"Async twin of `{name}`, for an `openai.AsyncOpenAI` client."
+    if client_attr is not None:
+        sync_sig = async_sig = _twin_signature(steps_fn, None, "")
+    else:
+        sync_sig = _twin_signature(steps_fn, at, "client")
+        async_sig = _twin_signature(steps_fn, at, "async_client")
+    return (
+        _named(sync, steps_fn, name, doc, sync_sig),
+        _named(asynchronous, steps_fn, f"async_{name}", twin_doc, async_sig),
+    )
 
 
 # ---------------------------------------------------------------- retries, as steps

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from batch_openai._errors import BatchValidationError, OpenAIBatchError, classify, redact
 from batch_openai._file_limits import check_file_limits
 from batch_openai._jsonl import fingerprint_file
-from batch_openai._retry import RetryPolicy, no_sdk_retries
-from batch_openai._steps import Blocking, Call, Steps, Upload, retried, retried_call, run_async, run_sync
+from batch_openai._retry import RetryPolicy
+from batch_openai._steps import Blocking, Call, Steps, Upload, retried, retried_call, twins
 from batch_openai._validation import check_endpoint
 from batch_openai.lifecycle import FINGERPRINT_KEY, REUSABLE, reusable
 
@@ -102,30 +102,19 @@ def _find_retried(
     )
 
 
-def find_batch_by_fingerprint(
+def _find_batch_by_fingerprint(
     client: Any,
     fingerprint: str,
     *,
     endpoint: str | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
     retry: RetryPolicy | None = None,
-) -> Batch | None:
+) -> Steps[Batch | None]:
     """The newest reusable batch whose metadata carries `fingerprint` (searching `max_pages` pages of 100)."""
-    return run_sync(_find_retried(fingerprint, endpoint, max_pages, retry), no_sdk_retries(client))
+    return (yield from _find_retried(fingerprint, endpoint, max_pages, retry))
 
 
-async def async_find_batch_by_fingerprint(
-    async_client: Any,
-    fingerprint: str,
-    *,
-    endpoint: str | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    retry: RetryPolicy | None = None,
-) -> Batch | None:
-    """Async twin of `find_batch_by_fingerprint`, for an `openai.AsyncOpenAI` client."""
-    return await run_async(
-        _find_retried(fingerprint, endpoint, max_pages, retry), no_sdk_retries(async_client)
-    )
+find_batch_by_fingerprint, async_find_batch_by_fingerprint = twins(_find_batch_by_fingerprint)
 
 
 def answer_may_be_lost(exc: BaseException | None) -> bool:
