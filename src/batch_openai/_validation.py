@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from batch_openai._errors import BatchValidationError
 from batch_openai._models import model_problems, rejected_params
+from batch_openai.spec import (
+    SCHEMA_ENDPOINTS,
+    RequestProblem,
+    check_request,
+    check_value,
+    model_endpoint_problem,
+    model_is_known,
+)
 
 __all__ = [
     "ENDPOINTS",
@@ -17,6 +27,7 @@ __all__ = [
     "check_custom_id",
     "check_endpoint",
     "check_messages",
+    "check_spec",
     "embedding_weight",
     "non_finite",
 ]
@@ -89,6 +100,10 @@ def check_messages(messages: object, custom_id: str | None, line: int | None) ->
         if type(message) is dict and message.get("role") in _ROLES and message.get("content"):
             continue
         _check_message(i, message, custom_id, line)
+    if not _plain_messages(messages):  # anything beyond {role, content: str}: OpenAI's schema decides
+        problem = check_value(_CHAT, "messages", messages)
+        if problem is not None:
+            raise _spec_error(problem, custom_id, line)
 
 
 def _check_message(i: int, message: object, custom_id: str | None, line: int | None) -> None:
@@ -195,6 +210,96 @@ def non_finite(value: Any, path: str = "body") -> str | None:
     return None
 
 
+#: What to do about each kind of spec problem, appended to OpenAI's own message.
+_FIXES = {
+    "unknown_parameter": "remove it or fix its spelling (OpenAI's API reference lists the parameters)",
+    "invalid_type": "pass a value of the expected type",
+    "invalid_value": "use one of the supported values",
+    "missing_required_parameter": "add it",
+    "empty_array": "pass at least one element",
+}
+_CHAT = "/v1/chat/completions"
+
+
+def _fix(problem: RequestProblem) -> str:
+    code = problem.code or ""
+    if code in _FIXES:
+        return _FIXES[code]
+    if code.endswith(("_above_max_value", "_below_min_value")):
+        return "use a value within the allowed range"
+    if "length" in code:
+        return "change its length to fit the limit"
+    return "change it as the message says"
+
+
+def _spec_error(problem: RequestProblem, custom_id: str | None, line: int | None) -> BatchValidationError:
+    err = _fail(
+        f"the service would refuse it ({problem.status}, param {problem.param!r}): {problem.message} "
+        f"Fix: {_fix(problem)}.",
+        custom_id,
+        line,
+    )
+    err.param = problem.param  # type: ignore[attr-defined]
+    return err
+
+
+def _plain_messages(messages: Any) -> bool:
+    """Messages the spec accepts without a schema walk: {role, content: non-empty str} (and `name`)."""
+    if type(messages) is not list or not messages:
+        return False
+    for message in messages:
+        if (
+            type(message) is not dict
+            or message.get("role") not in _PLAIN_ROLES
+            or type(content := message.get("content")) is not str
+            or not content
+            or not (len(message) == 2 or (len(message) == 3 and type(message.get("name")) is str))
+        ):
+            return False
+    return True
+
+
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_unknown_model(url: str, model: str) -> None:
+    """Warn once per model: new models appear every month, so an unknown name is not refused."""
+    warnings.warn(
+        f"model {model!r} is not in OpenAI's published model list (spec commit f85dbe2) for {url}; "
+        "the service will answer each of its requests with a 404 model_not_found if the name is wrong",
+        UserWarning,
+        stacklevel=5,
+    )
+
+
+def check_spec(
+    url: str,
+    body: Mapping[str, Any],
+    model: str | None,
+    *,
+    custom_id: str | None = None,
+    line: int | None = None,
+    check_models: bool = True,
+) -> None:
+    """Refuse what OpenAI's own request schema refuses (types, ranges, enums, unknown parameters) and a
+    model used on the wrong endpoint; warn about a model the spec does not name."""
+    if url not in SCHEMA_ENDPOINTS:
+        return
+    skip: tuple[str, ...] = ("model",) if type(model) is str else ()
+    if url == _CHAT:
+        skip += ("messages",)  # check_messages has run the schema on anything but plain messages
+    problem = check_request(url, body, skip=skip)
+    if problem is not None:
+        raise _spec_error(problem, custom_id, line)
+    if check_models and type(model) is str:
+        problem = model_endpoint_problem(url, model)
+        if problem is not None:
+            raise _spec_error(problem, custom_id, line)
+        if not model_is_known(model):
+            _warn_unknown_model(url, model)
+
+
 def check_body(
     url: str,
     body: object,
@@ -242,4 +347,5 @@ def check_body(
             raise _fail(
                 "; ".join(problems) + " (or pass check_models=False to skip this check)", custom_id, line
             )
+    check_spec(url, body, model, custom_id=custom_id, line=line, check_models=check_models)
     return model
