@@ -17,6 +17,7 @@ from batch_openai.spec import (
     check_value,
     model_endpoint_problem,
     model_is_known,
+    plain_chat_messages,
 )
 
 __all__ = [
@@ -100,7 +101,7 @@ def check_messages(messages: object, custom_id: str | None, line: int | None) ->
         if type(message) is dict and message.get("role") in _ROLES and message.get("content"):
             continue
         _check_message(i, message, custom_id, line)
-    if not _plain_messages(messages):  # anything beyond {role, content: str}: OpenAI's schema decides
+    if not plain_chat_messages(messages):  # anything beyond {role, content: str}: OpenAI's schema decides
         problem = check_value(_CHAT, "messages", messages)
         if problem is not None:
             raise _spec_error(problem, custom_id, line)
@@ -243,23 +244,6 @@ def _spec_error(problem: RequestProblem, custom_id: str | None, line: int | None
     return err
 
 
-def _plain_messages(messages: Any) -> bool:
-    """Messages the spec accepts without a schema walk: {role, content: non-empty str} (and `name`)."""
-    if type(messages) is not list or not messages:
-        return False
-    for message in messages:
-        if (
-            type(message) is not dict
-            or message.get("role") not in _PLAIN_ROLES
-            or type(content := message.get("content")) is not str
-            or not content
-            or not (len(message) == 2 or (len(message) == 3 and type(message.get("name")) is str))
-        ):
-            return False
-    return True
-
-
-_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 
 
 @functools.lru_cache(maxsize=256)

@@ -149,7 +149,14 @@ def build_app(state: ServerState) -> ASGIApp:
         items = store.list_files()
         if purpose:
             items = [f for f in items if f["purpose"] == purpose]
-        if request.query_params.get("order") == "asc":
+        order = request.query_params.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise bad_request(
+                f"Invalid value: {order!r}. Supported values are: 'asc' and 'desc'.",
+                code="invalid_value",
+                param="order",
+            )
+        if order == "asc":
             items.reverse()
         return json_response(_page(items, request.query_params.get("after"), limit))
 
@@ -229,8 +236,9 @@ def build_app(state: ServerState) -> ASGIApp:
             extra["output_expires_after"] = params["output_expires_after"]
         rec = BatchRecord(obj=obj, seq=store.next_seq(), extra=extra)
         store.add_batch(rec)
+        answer = store.batch_json(rec.id) or b"{}"  # before the worker starts: a create answers validating
         engine.submit(rec.id)
-        return Response(store.batch_json(rec.id) or b"{}", media_type="application/json")
+        return Response(answer, media_type="application/json")
 
     @app.get("/v1/batches")
     async def list_batches(request: Request) -> Response:

@@ -42,6 +42,18 @@ class ServerConfig:
     upstream_backoff_seconds: float = 0.25
     max_lines: int = MAX_LINES
     max_bytes: int = MAX_BYTES
+    #: Check each line's body against OpenAI's request schemas (None: yes for mock, no for forward,
+    #: whose upstream decides what it accepts).
+    strict_bodies: bool | None = None
+    #: Models the catalogue knows beyond those OpenAI's spec names (e.g. a fine-tune or a house model).
+    models: tuple[str, ...] = ()
+    #: "reject": a model the catalogue does not know gets OpenAI's 404 model_not_found; "accept": run it.
+    unknown_models: str = "reject"
+    #: Webhook deliveries: first retry after this many seconds, doubling; at most this many attempts.
+    webhook_backoff_seconds: float = 1.0
+    webhook_max_attempts: int = 8
+    #: Deliver webhooks to hosts other than 127.0.0.1 / localhost / ::1 (off: tests never leave the machine).
+    webhook_allow_remote: bool = False
 
     def validate(self) -> None:
         """Reject impossible settings with a message that names the fix."""
@@ -59,6 +71,13 @@ class ServerConfig:
             raise ValueError("enqueued_token_limit must be a positive number of tokens")
         if self.completion_window_seconds is not None and self.completion_window_seconds <= 0:
             raise ValueError("completion_window_seconds must be > 0")
+        if self.unknown_models not in ("reject", "accept"):
+            raise ValueError(f"unknown_models must be 'reject' or 'accept', not {self.unknown_models!r}")
+
+    @property
+    def checks_bodies(self) -> bool:
+        """Whether lines are checked against OpenAI's request schemas before they are answered."""
+        return self.responder == "mock" if self.strict_bodies is None else self.strict_bodies
 
     @property
     def window_seconds(self) -> float:

@@ -1,8 +1,10 @@
-"""Outermost ASGI layer: per-route statistics, injected faults, and the bearer-key check."""
+"""Outermost ASGI layer: request ids, per-route statistics, injected faults, and the bearer-key check."""
 
 from __future__ import annotations
 
 import math
+import secrets
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,13 +24,18 @@ class FaultsAndAuth:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
+        raw_send = send
+        # Like OpenAI: every answer names its request (the SDK's `_request_id`, errors' `request_id`).
+        request_id = "req_" + secrets.token_hex(16)
+        scope.setdefault("state", {})["request_id"] = request_id
+        send = _with_request_headers(send, request_id, time.perf_counter())
         route = route_of(scope["method"], scope["path"])
         fault = self.state.faults.hit(route) if route else None
         if fault is not None and fault.kind in ("lost", "truncate"):
-            send = _lose_answer(send) if fault.kind == "lost" else _truncate_answer(send)
+            send = _lose_answer(raw_send) if fault.kind == "lost" else _truncate_answer(send, raw_send)
         elif fault is not None:
             if fault.kind == "drop":
-                _drop_connection(send)
+                _drop_connection(raw_send)
                 return
             if fault.kind == "429":
                 ms = fault.retry_after_ms if fault.retry_after_ms is not None else 100
@@ -42,7 +49,11 @@ class FaultsAndAuth:
                 )
             else:
                 err = APIError(
-                    500, "The server had an error while processing your request.", type="server_error"
+                    500,
+                    "The server had an error while processing your request. Sorry about that! You can retry "
+                    "your request, or contact us through our help center at help.openai.com if the error "
+                    f"persists. (Please include the request ID {request_id} in your message.)",
+                    type="server_error",
                 )
             await _send_error(send, err)
             return
@@ -61,6 +72,24 @@ class FaultsAndAuth:
         await self.app(scope, receive, send)
 
 
+def _with_request_headers(send: Send, request_id: str, started: float) -> Send:
+    """A `send` that adds `x-request-id` and `openai-processing-ms` to the response start."""
+
+    async def stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            ms = max(1, round((time.perf_counter() - started) * 1000))
+            headers = [
+                *message.get("headers", []),
+                (b"x-request-id", request_id.encode()),
+                (b"openai-processing-ms", str(ms).encode()),
+                (b"openai-version", b"2020-10-01"),
+            ]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return stamped
+
+
 def _lose_answer(send: Send) -> Send:
     """A `send` that lets the handler finish, then closes the socket instead of answering."""
 
@@ -71,7 +100,7 @@ def _lose_answer(send: Send) -> Send:
     return lost
 
 
-def _truncate_answer(send: Send) -> Send:
+def _truncate_answer(send: Send, raw_send: Send) -> Send:
     """A `send` that passes on the first half of the answer's body, then closes the socket."""
     budget: list[int] = []  # bytes still to pass on; set from content-length at response start
     done = False
@@ -97,7 +126,7 @@ def _truncate_answer(send: Send) -> Send:
             await send({"type": "http.response.body", "body": part, "more_body": True})
         if budget[0] <= 0 or not message.get("more_body", False):
             done = True
-            _drop_connection(send)
+            _drop_connection(raw_send)
 
     return truncating
 

@@ -21,6 +21,7 @@ from batch_openai.local.faults import FaultBoard
 from batch_openai.local.mock import MockResponder
 from batch_openai.local.state import ServerState
 from batch_openai.local.store import Store
+from batch_openai.local.strict import BodyChecker, checked, checked_async
 
 
 def build_state(config: ServerConfig) -> ServerState:
@@ -37,9 +38,15 @@ def build_state(config: ServerConfig) -> ServerState:
             api_key=config.upstream_api_key,
             backoff_seconds=config.upstream_backoff_seconds,
         )
-        engine = Engine(config, store, respond_async=fwd.respond, close_async=fwd.aclose)
+        respond_async = fwd.respond
+        if config.checks_bodies:
+            respond_async = checked_async(respond_async, BodyChecker(config))
+        engine = Engine(config, store, respond_async=respond_async, close_async=fwd.aclose)
     else:
-        engine = Engine(config, store, respond=MockResponder(config.seed).respond)
+        respond = MockResponder(config.seed).respond
+        if config.checks_bodies:
+            respond = checked(respond, BodyChecker(config))
+        engine = Engine(config, store, respond=respond)
     return ServerState(config, store, engine, FaultBoard(config.seed))
 
 

@@ -14,6 +14,10 @@ from batch_openai.local.config import BATCH_ENDPOINTS, MAX_EMBEDDING_INPUTS
 from batch_openai.local.errors import APIError, bad_request
 
 MAX_REPORTED_ERRORS = 100
+#: CreateBatchRequest's properties in the spec; anything else is an unknown parameter (a 400).
+_CREATE_PARAMS = frozenset(
+    {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
+)
 #: Body fields each endpoint cannot do without (beyond `model`, which all but moderations need).
 _REQUIRED_BODY: dict[str, tuple[str, ...]] = {
     "/v1/chat/completions": ("model", "messages"),
@@ -31,6 +35,9 @@ def check_create_params(body: Any) -> dict[str, Any]:
     """Validate a `POST /v1/batches` body; return the normalised parameters or raise a 400."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    for name in body:
+        if name not in _CREATE_PARAMS:
+            raise bad_request(f"Unknown parameter: '{name}'.", code="unknown_parameter", param=name)
     for name in ("input_file_id", "endpoint", "completion_window"):
         if body.get(name) in (None, ""):
             raise bad_request(

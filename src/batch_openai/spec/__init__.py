@@ -27,6 +27,8 @@ __all__ = [
     "known_models",
     "model_endpoint_problem",
     "model_is_known",
+    "plain_chat_messages",
+    "unknown_model_problem",
 ]
 
 SPEC_COMMIT = "f85dbe223d40e1a31cba812ab2d755c7e98a92a3"
@@ -405,3 +407,29 @@ def check_request(
         if problem is not None:
             return problem
     return None
+
+
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+
+
+def plain_chat_messages(messages: Any) -> bool:
+    """Messages the schema accepts without a walk: a list of {role, content: non-empty str} (+ `name`)."""
+    if type(messages) is not list or not messages:
+        return False
+    for message in messages:
+        if (
+            type(message) is not dict
+            or message.get("role") not in _PLAIN_ROLES
+            or type(content := message.get("content")) is not str
+            or not content
+            or not (len(message) == 2 or (len(message) == 3 and type(message.get("name")) is str))
+        ):
+            return False
+    return True
+
+
+def unknown_model_problem(model: str) -> RequestProblem:
+    """OpenAI's answer to a model name it does not know (a 404 `model_not_found`)."""
+    return RequestProblem(
+        f"The model `{model}` does not exist or you do not have access to it.", "model_not_found", None, 404
+    )
