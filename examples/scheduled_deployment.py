@@ -5,11 +5,12 @@
     python examples/scheduled_deployment.py --apply --pool NAME   # ... for the workers of a work pool
     python examples/scheduled_deployment.py --serve               # register it and run it here, on schedule
 
-The deployment runs `batch_openai.flows.batch_run_flow` (build → submit → wait → collect, resumable) every night at
-02:00 in the chosen time zone. Its entrypoint is a module path, so a worker needs only the installed
-package. The API key is never a parameter: workers read OPENAI_API_KEY from their environment, or the flow
-loads the Prefect Secret block named by `api_key_block`. For YAML instead of Python, see
-deployments/prefect.yaml (`prefect deploy --all --prefect-file deployments/prefect.yaml`).
+The deployment runs `batch_openai.flows.batch_run_flow` (build → submit → wait → collect, resumable)
+every night at 02:00 in the chosen time zone (cron `0 2 * * *`). Its entrypoint is a module path, so a
+worker needs only the installed package. The API key is never a parameter: workers read OPENAI_API_KEY
+from their environment, or the flow loads the Prefect Secret block named by `api_key_block`. For YAML
+instead of Python, see deployments/prefect.yaml (`prefect deploy --all --prefect-file
+deployments/prefect.yaml`).
 
 `--apply` and `--serve` need a Prefect server (`prefect server start`, then PREFECT_API_URL): an ephemeral
 one lives only as long as this process, so a schedule stored there would never fire.
@@ -25,7 +26,6 @@ from typing import Any
 
 DEPLOYMENT = "nightly-summaries"
 CRON = "0 2 * * *"  # 02:00 every day
-RRULE = "FREQ=DAILY;BYHOUR=2;BYMINUTE=0;BYSECOND=0"  # the same times as an RFC 5545 rule (see below)
 
 # The flow's own parameters (see docs/flows.md). Paths are read on the worker's machine.
 PARAMETERS: dict[str, Any] = {
@@ -42,20 +42,12 @@ PARAMETERS: dict[str, Any] = {
 
 def nightly_schedule(timezone: str) -> tuple[Any, list[Any]]:
     """The 02:00 schedule, and its next two run times computed by the code Prefect's scheduler runs."""
-    from prefect.schedules import Cron, RRule
-    from prefect.server.schemas.schedules import CronSchedule, RRuleSchedule
+    from prefect.schedules import Cron
+    from prefect.server.schemas.schedules import CronSchedule
 
-    try:
-        upcoming = asyncio.run(CronSchedule(cron=CRON, timezone=timezone).get_dates(n=2))
-        return Cron(CRON, timezone=timezone), upcoming
-    except ValueError as exc:
-        # Prefect 3.9.1's server cannot expand a cron on Python < 3.13 with whenever >= 0.10 ("tzinfo must
-        # be of type ZoneInfo"): its scheduler logs an error and never creates a run. The same times as
-        # an RRULE take another code path that works. (This checks the Prefect installed here; a server
-        # on another machine may differ.)
-        print(f"warning: Prefect cannot schedule cron here ({exc}); using the equivalent RRULE {RRULE!r}")
-        upcoming = asyncio.run(RRuleSchedule(rrule=RRULE, timezone=timezone).get_dates(n=2))
-        return RRule(RRULE, timezone=timezone), upcoming
+    # A bad time zone or cron fails here, not silently on the server at 02:00.
+    upcoming = asyncio.run(CronSchedule(cron=CRON, timezone=timezone).get_dates(n=2))
+    return Cron(CRON, timezone=timezone), upcoming
 
 
 def build(schedule: Any, pool: str | None) -> Any:
@@ -119,9 +111,8 @@ def main() -> int:
     schedule, upcoming = nightly_schedule(args.timezone)
     deployment = build(schedule, args.pool)
     stored_schedule = deployment.schedules[0].schedule
-    rule = getattr(stored_schedule, "cron", None) or stored_schedule.rrule
     print(f"deployment: {deployment.flow_name}/{deployment.name} entrypoint={deployment.entrypoint}")
-    print(f"schedule: {rule!r} timezone={stored_schedule.timezone}")
+    print(f"schedule: cron {stored_schedule.cron!r} timezone={stored_schedule.timezone}")
     print(f"next runs: {', '.join(d.isoformat() for d in upcoming)}")
     print(f"parameters: {sorted(deployment.parameters)}")
 
@@ -133,7 +124,7 @@ def main() -> int:
     if args.apply:
         deployment_id = deployment.apply()
         stored = read_back(f"{deployment.flow_name}/{deployment.name}")
-        rules = [getattr(s.schedule, "cron", None) or s.schedule.rrule for s in stored.schedules]
+        rules = [s.schedule.cron for s in stored.schedules]
         print(f"applied: id={deployment_id} stored_schedules={rules} pool={stored.work_pool_name}")
         print(f"run it now: prefect deployment run '{deployment.flow_name}/{deployment.name}'")
     print(

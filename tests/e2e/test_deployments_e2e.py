@@ -47,10 +47,11 @@ def test_deployments_are_registered_with_typed_parameters_and_schedules(prefect_
     assert ui.parameter_openapi_schema["required"] == ["input_path", "output_path"]
     import asyncio
 
-    from prefect.server.schemas.schedules import RRuleSchedule
+    from prefect.server.schemas.schedules import CronSchedule
 
-    rule = RRuleSchedule(rrule=nightly.schedules[0].schedule.rrule, timezone="UTC")
-    upcoming = asyncio.run(rule.get_dates(n=2))  # the server can expand it: nightly at 02:00 UTC
+    stored = nightly.schedules[0].schedule
+    assert (stored.cron, stored.timezone) == ("0 2 * * *", "UTC")
+    upcoming = asyncio.run(CronSchedule(cron=stored.cron, timezone="UTC").get_dates(n=2))  # the server's code
     assert [(d.hour, d.minute) for d in upcoming] == [(2, 0), (2, 0)]
     assert (upcoming[1] - upcoming[0]).days == 1
     assert collector.schedules and ui.work_pool_name == "batch-openai"

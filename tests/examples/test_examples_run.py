@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from flows_harness import PrefectServer
+from flows_harness import PrefectServer, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -225,8 +225,35 @@ def test_scheduled_deployment_is_stored_with_its_schedule(
     assert (dep.get("global_concurrency_limit") or {}).get("limit") == 1, dep
     (schedule,) = [d["schedule"] for d in dep["schedules"]]
     assert schedule["timezone"] == "Europe/Paris"
-    rule = schedule.get("cron") or schedule.get("rrule")
-    assert rule in ("0 2 * * *", "DTSTART:20200101T000000\nFREQ=DAILY;BYHOUR=2;BYMINUTE=0;BYSECOND=0")
+    assert schedule["cron"] == "0 2 * * *"
+
+
+def test_the_scheduler_creates_runs_from_the_cron_deployment(
+    ran: dict[str, Ran], examples_prefect: PrefectServer
+) -> None:
+    """The server's scheduler service (its recent-deployments loop runs every 5 s) turns the example's
+    active cron schedule into Scheduled flow runs at 02:00 Paris time, and logs no scheduling error."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    _ok(ran["scheduled_deployment"])
+    api = examples_prefect.api_url
+    dep = httpx.get(f"{api}/deployments/name/batch-openai-run/nightly-summaries", timeout=10).json()
+    query = {"deployments": {"id": {"any_": [dep["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 5}
+    runs: list[dict] = []
+
+    def scheduled() -> bool:
+        runs[:] = httpx.post(f"{api}/flow_runs/filter", json=query, timeout=10).json()
+        return bool(runs)
+
+    assert wait_until(scheduled, timeout=90, interval=1.0), examples_prefect.home / "server.log"
+    paris = ZoneInfo("Europe/Paris")
+    starts = [datetime.fromisoformat(r["expected_start_time"]).astimezone(paris) for r in runs]
+    assert all((t.hour, t.minute) == (2, 0) for t in starts), starts
+    assert {r["state_type"] for r in runs} == {"SCHEDULED"}
+    assert all("auto-scheduled" in r["tags"] for r in runs), runs[0]["tags"]
+    log = (examples_prefect.home / "server.log").read_text(errors="replace")
+    assert "Error scheduling deployment" not in log and "tzinfo must be of type ZoneInfo" not in log
 
 
 def test_openai_flag_without_a_key_stops_with_a_clear_error(ran: dict[str, Ran]) -> None:
@@ -237,13 +264,6 @@ def test_openai_flag_without_a_key_stops_with_a_clear_error(ran: dict[str, Ran])
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(
-    sys.version_info < (3, 13),
-    strict=True,
-    reason="Prefect 3.9.1 + whenever 0.10: the server's cron expansion passes a pendulum tz to "
-    "whenever.ZonedDateTime on Python < 3.13 (ValueError), so cron deployments never get runs; "
-    "the scheduled example falls back to the equivalent RRULE",
-)
 def test_prefect_server_can_expand_a_cron_schedule() -> None:
     """The code Prefect's scheduler runs gives the next 02:00 of a cron schedule."""
     import asyncio
