@@ -6,6 +6,9 @@ Rules (documented in docs/library.md):
   one of REUSABLE (validating, in_progress, finalizing, completed): that batch is returned, nothing is
   uploaded.
   A failed, expired, cancelling or cancelled batch is not reused: submitting again makes a fresh batch.
+- After a create, every live batch with the same fingerprint is compared and the oldest survives
+  (`survivor`): a submitter whose batch is not the survivor cancels its own at once (still validating)
+  and returns the survivor, so concurrent submitters (threads, processes, machines) pay once.
 - A create rejected by the service (4xx) deletes the upload. A create whose answer was lost (connection
   drop, timeout, 5xx, 429) is retried only after looking for the fingerprint again.
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,20 +79,29 @@ def build_metadata(
 def find_steps(
     fingerprint: str, endpoint: str | None, max_pages: int = DEFAULT_MAX_PAGES
 ) -> Steps[Batch | None]:
-    """Steps: the newest reusable batch carrying `fingerprint` in the `max_pages` newest pages of 100."""
+    """Steps: the reusable batch carrying `fingerprint` (the `survivor` of those made at once) in the
+    `max_pages` newest pages of 100."""
+    found = yield from find_all_steps(fingerprint, endpoint, max_pages, first=True)
+    return survivor(found) if found else None
+
+
+def find_all_steps(
+    fingerprint: str, endpoint: str | None, max_pages: int = DEFAULT_MAX_PAGES, *, first: bool = False
+) -> Steps[list[Batch]]:
+    """Steps: every reusable batch carrying `fingerprint` in the `max_pages` newest pages, newest first;
+    with `first`, those of the first page that holds any (batches made at once sit together)."""
+    found: list[Batch] = []
     after: str | None = None
     for _ in range(max_pages):
         page = yield Call(
             lambda c, after=after: c.batches.list(limit=100, **({"after": after} if after else {}))
         )
         data = list(page.data)
-        for batch in data:
-            if reusable(batch, fingerprint, endpoint):
-                return batch
-        if not data or not getattr(page, "has_more", False):
-            return None
+        found.extend(b for b in data if reusable(b, fingerprint, endpoint))
+        if (first and found) or not data or not getattr(page, "has_more", False):
+            break
         after = data[-1].id
-    return None
+    return found
 
 
 def _find_retried(
@@ -179,7 +191,7 @@ def submit_file_steps(
         ),
     )
     try:
-        return (yield from retried(create, policy=retry, context="creating batch"))
+        batch = yield from retried(create, policy=retry, context="creating batch")
     except OpenAIBatchError as exc:
         if not answer_may_be_lost(exc.__cause__):  # rejected for sure: the upload is of no use
             try:
@@ -187,3 +199,43 @@ def submit_file_steps(
             except Exception as cleanup:  # cleanup must not hide the real error
                 log.warning("batch_openai: could not delete upload %s: %s", uploaded.id, redact(str(cleanup)))
         raise
+    return (yield from reconcile_steps(batch, fingerprint, endpoint, max_pages, retry))
+
+
+def survivor(candidates: Sequence[Any]) -> Any:
+    """The one batch that concurrent submitters of the same content all keep: the oldest.
+
+    `candidates` come newest first, as `batches.list` gives them: oldest `created_at` wins, and on a tie
+    (one-second resolution) the one the service lists later, i.e. made earlier. A submitter that listed
+    before a rival's batch existed kept its own; the rival, listing after, sees both and yields to it.
+    """
+    ranked = sorted(enumerate(candidates), key=lambda pair: (pair[1].created_at, -pair[0]))
+    return ranked[0][1]
+
+
+def reconcile_steps(
+    mine: Batch, fingerprint: str, endpoint: str, max_pages: int, retry: RetryPolicy | None
+) -> Steps[Batch]:
+    """Steps: after a create, keep one live batch per content. Every live batch carrying the same
+    fingerprint is compared (`survivor`); when ours is not the survivor it is cancelled at once, while
+    still validating, and the survivor is returned instead: two submitters never both pay."""
+    rivals = yield from retried(
+        lambda: find_all_steps(fingerprint, endpoint, max_pages, first=True),
+        policy=retry,
+        context="reconciling batches",
+    )
+    if not any(b.id == mine.id for b in rivals):
+        rivals = [mine, *rivals]  # not listed yet: it is the newest
+    keep = survivor(rivals)
+    if keep.id == mine.id:
+        return mine
+    log.info(
+        "batch_openai: %s duplicates %s (same content, made concurrently): cancelling it", mine.id, keep.id
+    )
+    try:
+        yield from retried_call(
+            lambda c: c.batches.cancel(mine.id), policy=retry, context=f"cancelling duplicate {mine.id}"
+        )
+    except OpenAIBatchError as exc:  # the survivor is returned either way; a stray duplicate is only logged
+        log.warning("batch_openai: could not cancel duplicate %s: %s", mine.id, redact(str(exc)))
+    return keep

@@ -70,7 +70,8 @@ def test_dropped_create_looks_before_creating_again(client: Any, server: LocalBa
     creates, lists = calls(server, "POST /v1/batches"), calls(server, "GET /v1/batches")
     job = chat_builder(2, prefix="drop-create").submit(client, retry=FAST)
     assert calls(server, "POST /v1/batches") - creates == 2  # the dropped one and the real one
-    assert calls(server, "GET /v1/batches") - lists == 2  # before uploading, and before the second create
+    # before uploading, before the second create, and the reconcile after it (one live batch per content)
+    assert calls(server, "GET /v1/batches") - lists == 3
     assert job.wait(poll_interval=0.02).counts
 
 
