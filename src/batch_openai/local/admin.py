@@ -67,10 +67,18 @@ def add_admin_routes(app: FastAPI, state: ServerState) -> None:
             update_config(state, body)
         except ValueError as exc:
             raise bad_request(str(exc), code="invalid_value") from None
-        return json_response({k: getattr(state.config, k) for k in _TUNABLE})
+        return json_response({k: getattr(state.config, k) for k in _TUNABLE})  # models: a list
 
 
-_TUNABLE = ("stall_finalizing_seconds", "line_failure_rate", "shuffle_output", "step_seconds")
+_TUNABLE = (
+    "stall_finalizing_seconds",
+    "line_failure_rate",
+    "shuffle_output",
+    "step_seconds",
+    "models",
+    "unknown_models",
+    "webhook_backoff_seconds",
+)
 
 
 def update_config(state: ServerState, changes: dict[str, Any]) -> None:
@@ -79,7 +87,7 @@ def update_config(state: ServerState, changes: dict[str, Any]) -> None:
         if key not in _TUNABLE:
             raise ValueError(f"unknown setting {key!r}: tunable settings are {', '.join(_TUNABLE)}")
     for key, value in changes.items():
-        setattr(state.config, key, value)
+        setattr(state.config, key, tuple(value) if key == "models" else value)
     state.config.validate()
     state.engine.poke_all()
 

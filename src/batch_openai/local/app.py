@@ -21,6 +21,7 @@ from batch_openai.local.middleware import FaultsAndAuth
 from batch_openai.local.state import ServerState, json_body, json_response
 from batch_openai.local.store import BatchRecord, new_id, now
 from batch_openai.local.validation import check_create_params
+from batch_openai.local.webhooks import add_webhook_routes
 
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 _BATCH_FILE_TTL = 30 * 86_400
@@ -292,4 +293,5 @@ def build_app(state: ServerState) -> ASGIApp:
         return Response(raw, media_type="application/json")
 
     add_admin_routes(app, state)
+    add_webhook_routes(app, state.webhooks, json_body, json_response)
     return FaultsAndAuth(app, state)

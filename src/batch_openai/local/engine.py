@@ -67,6 +67,8 @@ class Engine:
         self._wake: dict[str, asyncio.Event] = {}
         self._ready = threading.Event()
         self._rng = random.Random(config.seed)
+        #: Called with a snapshot of the batch object each time a batch reaches a final status.
+        self.on_end: Callable[[dict[str, Any]], None] | None = None
 
     # -- control, from any thread --------------------------------------------------------------
     def start(self) -> None:
@@ -169,6 +171,16 @@ class Engine:
                 rec.obj[stamp] = int(rec.extra[stamp])
             rec.obj.update(fields)
             self.store.save_batch(rec)
+            snapshot = dict(rec.obj) if status in TERMINAL else None
+        if snapshot is not None:
+            self._ended(snapshot)
+
+    def _ended(self, batch: dict[str, Any]) -> None:
+        if self.on_end is not None:
+            try:
+                self.on_end(batch)
+            except Exception:  # a webhook problem must never stall a batch
+                _log.exception("on_end hook failed for batch %s", batch.get("id"))
 
     async def _run(self, batch_id: str) -> None:
         rec = self.store.get_batch(batch_id)
@@ -418,3 +430,5 @@ class Engine:
             rec.obj["status"] = final
             rec.obj[stamp] = now()
             self.store.save_batch(rec)
+            snapshot = dict(rec.obj)
+        self._ended(snapshot)

@@ -19,6 +19,14 @@ ROUTES: tuple[str, ...] = (
     "GET /v1/batches",
     "GET /v1/batches/{batch_id}",
     "POST /v1/batches/{batch_id}/cancel",
+    "POST /v1/webhook_endpoints",
+    "GET /v1/webhook_endpoints",
+    "GET /v1/webhook_endpoints/{webhook_endpoint_id}",
+    "POST /v1/webhook_endpoints/{webhook_endpoint_id}",
+    "DELETE /v1/webhook_endpoints/{webhook_endpoint_id}",
+    "POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret",
+    "POST /v1/webhook_endpoints/{webhook_endpoint_id}/test",
+    "GET /v1/webhook_event_types",
 )
 #: `lost`: the call is handled, then the connection closes before the answer (a create whose answer
 #: never arrived). `truncate`: the call is handled and half of its answer is sent (a torn download).

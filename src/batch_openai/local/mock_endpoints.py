@@ -6,6 +6,7 @@ import base64
 import hashlib
 import math
 import random
+import re
 import sys
 import time
 from array import array
@@ -95,14 +96,66 @@ def _last_user_text(messages: Any) -> str:
     return ""
 
 
-def _structured(fmt: dict[str, Any] | None, rng: random.Random, prompt: str) -> str:
+def _all_text(items: Any, instructions: Any = None) -> str:
+    """Every system, developer and user text of a request (where a prompt names its JSON keys)."""
+    parts = [instructions] if isinstance(instructions, str) else []
+    if isinstance(items, str):
+        parts.append(items)
+    elif isinstance(items, list):
+        for msg in items:
+            if not isinstance(msg, dict) or msg.get("role") not in ("system", "developer", "user"):
+                continue
+            content = msg.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts += [str(p.get("text", "")) for p in content if isinstance(p, dict)]
+    return "\n".join(parts)
+
+
+# A key the prompt names: "score" (integer 1-10), 'feedback', `label`: string ...
+_KEY = re.compile(r"[\"'`]([A-Za-z_][A-Za-z0-9_]{0,63})[\"'`](?:\s*(?:\(([^)]{0,80})\)|:\s*([a-z]+)))?")
+_RANGE = re.compile(r"(-?\d+)\s*(?:-|–|to|\.\.)\s*(-?\d+)")
+
+
+def prompt_json_keys(text: str) -> dict[str, str]:
+    """The JSON keys (and their type hints) a prompt asks for, in order; empty if it names none."""
+    at = text.lower().find("json")
+    if at < 0:
+        return {}
+    keys: dict[str, str] = {}
+    for m in _KEY.finditer(text, at):
+        keys.setdefault(m.group(1), (m.group(2) or m.group(3) or "").strip().lower())
+    return keys
+
+
+def _value_for(hint: str, rng: random.Random, prompt: str) -> Any:
+    """A value of the simple type a prompt's hint names ("integer 1-10", "boolean", "list", ...)."""
+    span = _RANGE.search(hint)
+    lo, hi = (int(span.group(1)), int(span.group(2))) if span else (1, 10)
+    if any(w in hint for w in ("int", "whole", "count", "score", "rating")):
+        return rng.randint(min(lo, hi), max(lo, hi))
+    if any(w in hint for w in ("float", "number", "decimal", "probability", "confidence")):
+        low, high = (lo, hi) if span else (0, 1)
+        return round(rng.uniform(min(low, high), max(low, high)), 2)
+    if "bool" in hint or "true/false" in hint:
+        return rng.random() < 0.5
+    if any(w in hint for w in ("list", "array")):
+        return [txt.sentence(rng, "") for _ in range(rng.randint(1, 3))]
+    return txt.sentence(rng, prompt)
+
+
+def _structured(fmt: dict[str, Any] | None, rng: random.Random, prompt: str, context: str = "") -> str:
     """Reply text honouring a chat `response_format` / responses `text.format`."""
     kind = (fmt or {}).get("type", "text")
     if kind == "json_schema":
         schema = fmt.get("schema") if "schema" in fmt else (fmt.get("json_schema") or {}).get("schema")
         return orjson.dumps(generate(schema or {}, rng)).decode()
     if kind == "json_object":
-        return orjson.dumps({"answer": txt.sentence(rng, prompt)}).decode()
+        keys = prompt_json_keys(context or prompt)
+        if not keys:
+            return orjson.dumps({"answer": txt.sentence(rng, prompt)}).decode()
+        return orjson.dumps({k: _value_for(h, rng, prompt) for k, h in keys.items()}).decode()
     return txt.sentence(rng, prompt)
 
 
@@ -175,7 +228,8 @@ def chat_completions(body: dict[str, Any], rng: random.Random, digest: str, seed
             finish = "tool_calls"
             completion_tokens += count_tokens(args) + 3
         else:
-            text, finish = txt.limit_text(_structured(body.get("response_format"), rng, prompt), limit)
+            reply = _structured(body.get("response_format"), rng, prompt, _all_text(messages))
+            text, finish = txt.limit_text(reply, limit)
             message["content"] = text
             completion_tokens += count_tokens(text)
             if body.get("logprobs"):
@@ -222,7 +276,8 @@ def responses(body: dict[str, Any], rng: random.Random, digest: str, seed: int) 
         ]
         out_tokens = count_tokens(args) + 3
     else:
-        text, finish = txt.limit_text(_structured(fmt, rng, prompt), limit)
+        reply = _structured(fmt, rng, prompt, _all_text(inp, body.get("instructions")))
+        text, finish = txt.limit_text(reply, limit)
         if finish == "length":
             status, incomplete = "incomplete", {"reason": "max_output_tokens"}
         output = [
@@ -256,7 +311,7 @@ def responses(body: dict[str, Any], rng: random.Random, digest: str, seed: int) 
         "metadata": body.get("metadata") or {},
         "usage": {
             "input_tokens": in_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": out_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": in_tokens + out_tokens,

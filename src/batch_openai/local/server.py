@@ -22,6 +22,7 @@ from batch_openai.local.mock import MockResponder
 from batch_openai.local.state import ServerState
 from batch_openai.local.store import Store
 from batch_openai.local.strict import BodyChecker, checked, checked_async
+from batch_openai.local.webhooks import Webhooks
 
 
 def build_state(config: ServerConfig) -> ServerState:
@@ -47,7 +48,9 @@ def build_state(config: ServerConfig) -> ServerState:
         if config.checks_bodies:
             respond = checked(respond, BodyChecker(config))
         engine = Engine(config, store, respond=respond)
-    return ServerState(config, store, engine, FaultBoard(config.seed))
+    webhooks = Webhooks(config, config.state_dir)
+    engine.on_end = webhooks.batch_ended  # batch.completed|failed|expired|cancelled deliveries
+    return ServerState(config, store, engine, FaultBoard(config.seed), webhooks)
 
 
 def uvicorn_config(app: Any, *, log_level: str = "warning") -> uvicorn.Config:
@@ -99,6 +102,11 @@ class LocalBatchServer:
         port: int = 0,
         upstream_api_key: str | None = None,
         upstream_backoff_seconds: float = 0.25,
+        models: tuple[str, ...] | list[str] = (),
+        unknown_models: str = "reject",
+        strict_bodies: bool | None = None,
+        webhook_backoff_seconds: float = 1.0,
+        webhook_max_attempts: int = 8,
     ) -> None:
         self._tmp: str | None = None
         if state_dir is None:
@@ -118,6 +126,11 @@ class LocalBatchServer:
             completion_window_seconds=completion_window_seconds,
             shuffle_output=shuffle_output,
             line_failure_rate=line_failure_rate,
+            models=tuple(models),
+            unknown_models=unknown_models,
+            strict_bodies=strict_bodies,
+            webhook_backoff_seconds=webhook_backoff_seconds,
+            webhook_max_attempts=webhook_max_attempts,
         )
         self.config.validate()
         self.host = host
@@ -168,6 +181,7 @@ class LocalBatchServer:
             self._thread.join(timeout=15)
         if self._state is not None:
             self._state.engine.stop()
+            self._state.webhooks.stop()
         self._server = self._thread = self._state = None
 
     def restart(self) -> None:
@@ -263,6 +277,16 @@ class LocalBatchServer:
     def set_line_failure_rate(self, rate: float) -> None:
         """Fail this share of lines with a 500 in the error file, from now on."""
         update_config(self._require(), {"line_failure_rate": float(rate)})
+
+    def add_models(self, *names: str) -> None:
+        """Let the catalogue know these models too (a fine-tune, a house model), from now on."""
+        update_config(self._require(), {"models": [*self.config.models, *names]})
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt so far: event_id, endpoint_id, type, attempt, status_code, error."""
+        hooks = self._require().webhooks
+        with hooks.lock:
+            return list(hooks.attempts)
 
     def _require(self) -> ServerState:
         if self._state is None:

@@ -13,6 +13,7 @@ from batch_openai.local.engine import Engine
 from batch_openai.local.errors import bad_request
 from batch_openai.local.faults import FaultBoard
 from batch_openai.local.store import Store
+from batch_openai.local.webhooks import Webhooks
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -23,11 +24,19 @@ def json_response(data: Any, status: int = 200) -> Response:
 class ServerState:
     """What every handler needs: settings, storage, the worker and the fault board."""
 
-    def __init__(self, config: ServerConfig, store: Store, engine: Engine, faults: FaultBoard) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        engine: Engine,
+        faults: FaultBoard,
+        webhooks: Webhooks | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.engine = engine
         self.faults = faults
+        self.webhooks = webhooks if webhooks is not None else Webhooks(config, store.root)
 
 
 async def json_body(request: Request) -> Any:
