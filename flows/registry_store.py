@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batch_openai.flows import embedded
 from batch_openai.records import (
     BatchRecord,
     Target,
@@ -61,7 +62,6 @@ def _home_api_url(home: Path) -> str:
                 PREFECT_HOME,
                 PREFECT_SERVER_ANALYTICS_ENABLED,
                 PREFECT_SERVER_DATABASE_CONNECTION_URL,
-                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
                 temporary_settings,
             )
 
@@ -75,7 +75,7 @@ def _home_api_url(home: Path) -> str:
             with temporary_settings(updates=updates):
                 server = SubprocessASGIServer(port=_free_port())
                 # Prefect's 20 s default is too short on a busy 2-core machine (7–17 s measured idle).
-                server.start(timeout=max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 90))
+                server.start(timeout=embedded.startup_timeout())
             _servers[home] = server
         return str(server.api_url)
 
@@ -104,12 +104,26 @@ class ApiStore:
             return
         from prefect.client.orchestration import SyncPrefectClient, get_client
 
-        if self._target.explicit_home and self._target.home is not None:
-            with SyncPrefectClient(_home_api_url(self._target.home)) as client:
+        target = self._target
+        if target.explicit_home and target.home is not None:
+            with SyncPrefectClient(_home_api_url(target.home)) as client:
                 yield client
-        else:
-            with get_client(sync_client=True) as client:
+            return
+        if not target.api_url and target.home is not None:
+            # No server named: the embedded one (reused, or started once for every later process).
+            server = embedded.ensure(target.home)
+            if server is not None:
+                with SyncPrefectClient(server.api_url) as client:
+                    yield client
+                return
+            from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+            updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: embedded.startup_timeout()}
+            with temporary_settings(updates=updates), get_client(sync_client=True) as client:
                 yield client
+            return
+        with get_client(sync_client=True) as client:
+            yield client
 
     @contextmanager
     def hold(self) -> Iterator[None]:

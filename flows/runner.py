@@ -23,13 +23,33 @@ def run_batch(
 ) -> dict[str, Any]:
     """Run `batch_run_flow` in this process and return its summary (counts, usage, batch ids, output path).
 
-    Uses the Prefect server in `PREFECT_API_URL`, or an ephemeral one when it is unset. `options` are the
-    flow's parameters (`description`, `max_rounds`, `batch_size`, `poll_interval`, `base_url`, ...).
+    Uses the Prefect server in `PREFECT_API_URL`; when none is set, batch-openai's local Prefect server
+    (reused if running, else started once and left running for later calls: `batch-openai prefect
+    status|stop`; see `batch_openai.flows.embedded`). `options` are the flow's parameters
+    (`description`, `max_rounds`, `batch_size`, `poll_interval`, `base_url`, ...). The summary also holds
+    `flow_run_id` and `prefect_ui_url` (the Prefect UI showing the run, None on the ephemeral engine).
     """
-    from batch_openai.flows.batch_flow import batch_run_flow
+    from batch_openai.flows import embedded
 
-    with fast_flow_calls():
-        return batch_run_flow(input_path=str(input_path), output_path=str(output_path), **options)
+    with embedded.default_api() as api_url, fast_flow_calls():
+        from batch_openai.flows.batch_flow import batch_run_flow
+
+        state = batch_run_flow(
+            input_path=str(input_path), output_path=str(output_path), return_state=True, **options
+        )
+        summary = dict(state.result())  # raises what the flow raised
+        run_id = state.state_details.flow_run_id
+        summary["flow_run_id"] = str(run_id) if run_id else None
+        summary["prefect_ui_url"] = _ui_url() if api_url else None
+    return summary
+
+
+def _ui_url() -> str | None:
+    """The Prefect UI of the current API (None when Prefect cannot say, e.g. no UI)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    url = PREFECT_UI_URL.value()
+    return str(url).rstrip("/") if url else None
 
 
 @contextmanager
@@ -56,7 +76,7 @@ def run_local_demo(
     server_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Run the flow (ephemeral Prefect unless `PREFECT_API_URL` is set) on an in-process `LocalBatchServer`.
+    """Run the flow (Prefect as in `run_batch`) on an in-process `LocalBatchServer`.
 
     With no `input_path`, runs the bundled demo job: the 300 product reviews in
     `batch_openai/demo/reviews.csv`, each classified by a chat request rendered from a prompt template.

@@ -1,7 +1,8 @@
 """`batch-openai demo`, the quick start's first command, run as a user runs it (a subprocess).
 
-It uses the session's Prefect server instead of an ephemeral one only to spare the suite a second
-Prefect start-up; the job, the flow and the in-process local server are the demo's own.
+On embedded defaults, exactly as a newcomer runs it: no PREFECT_API_URL, a fresh Prefect home (the test's
+own, never the user's). The first run starts batch-openai's local Prefect server, the rerun reuses it,
+`batch-openai prefect status` shows it and `batch-openai prefect stop` leaves nothing running.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
 
-from flows_harness import shared_prefect_server
+import json
+import os
+
+from flows_harness import VENV_BIN, wait_until
 
 from batch_openai.demo.job import ReviewFacts
 
@@ -31,10 +35,26 @@ def run_demo(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[
     )
 
 
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "batch-openai"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+
+
 def test_demo_runs_the_job_and_a_rerun_reattaches(tmp_path: Path) -> None:
-    env = shared_prefect_server().env()
-    env.pop("OPENAI_API_KEY", None)  # the demo needs no key of the user's
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_", "BATCH_OPENAI_"))}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")  # nothing else set
     workdir = tmp_path / "demo"
+    state_file = home / "batch_openai_server.json"
 
     first = run_demo(workdir, env)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -48,7 +68,24 @@ def test_demo_runs_the_job_and_a_rerun_reattaches(tmp_path: Path) -> None:
     assert "at OpenAI batch prices" in first.stdout
     batch_line = next(line for line in first.stdout.splitlines() if line.startswith("batches: "))
 
+    # The first run started one Prefect server, said so, and shows where to see the run and the registry.
+    state = json.loads(state_file.read_text())
+    assert alive(state["pid"]) and state["started_at"]
+    ui = f"http://127.0.0.1:{state['port']}"
+    assert f"Prefect UI: {ui}/runs/flow-run/" in first.stdout and f"{ui}/variables" in first.stdout
+    assert "batch-openai prefect stop" in first.stdout + first.stderr
+
     second = run_demo(workdir, env)
     assert second.returncode == 0, second.stderr[-2000:]
     # Same content, same local server state: the rerun re-attaches to the batch instead of making one.
     assert batch_line.split("·")[0] in second.stdout
+    assert json.loads(state_file.read_text()) == state  # the same server, reused
+    assert f"Prefect UI: {ui}/runs/flow-run/" in second.stdout
+
+    status = cli("prefect", "status", env=env)
+    assert status.returncode == 0 and f"pid {state['pid']}" in status.stdout and ui in status.stdout
+    stop = cli("prefect", "stop", env=env)
+    assert stop.returncode == 0 and "Stopped" in stop.stdout, stop.stderr
+    assert wait_until(lambda: not alive(state["pid"]), timeout=30)
+    assert not state_file.exists()
+    assert "No batch-openai Prefect server is running" in cli("prefect", "status", env=env).stdout

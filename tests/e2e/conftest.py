@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
-from flows_harness import REPO, VENV_BIN, PrefectServer, shared_prefect_server, wait_until
+from flows_harness import (
+    REPO,
+    VENV_BIN,
+    PrefectServer,
+    shared_prefect_server,
+    stop_process,
+    track_process,
+    wait_until,
+)
 
 KEY = "sk-e2e-canary-0f1e2d3c"
 POOL = "batch-openai"
@@ -50,6 +58,7 @@ def start_worker(stack: Stack, name: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    track_process(proc)
     stack.workers.append(proc)
     return proc
 
@@ -81,6 +90,7 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    track_process(serve)
     _run([str(VENV_BIN / "prefect"), "work-pool", "create", POOL, "--type", "process", "--overwrite"], env)
     found: list[str] = []
 
@@ -108,12 +118,7 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         for proc in [*stack.workers, serve]:
-            proc.terminate()
-        for proc in [*stack.workers, serve]:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, grace=15)
 
 
 @pytest.fixture(scope="session")

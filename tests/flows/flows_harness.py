@@ -1,7 +1,9 @@
 """Shared helpers for the flow and e2e tests: one real Prefect server per test session, request files.
 
 The Prefect server is started once (lazily) and reused by every flow test and the e2e tests, in this
-process and in the `batch-openai run` subprocesses, so the suite pays Prefect's start-up once.
+process and in the `batch-openai run` subprocesses, so the suite pays Prefect's start-up once (once per
+pytest-xdist worker: each worker process has its own, on a free port with its own PREFECT_HOME).
+Every process started here is tracked and stopped at exit, also after Ctrl-C or SIGTERM (`reap`).
 """
 
 from __future__ import annotations
@@ -104,17 +106,71 @@ class PrefectServer:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=20)
 
 
-def start_prefect_server(home: Path, timeout: float = 120.0) -> PrefectServer:
-    """Start `prefect server start` on a free port and wait for /api/health."""
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """Stop a child and its process group (it may have started its own session): SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+_children: list[subprocess.Popen[Any]] = []
+
+
+def _pid_dir() -> Path | None:
+    root = os.environ.get("BATCH_OPENAI_TEST_ROOT")
+    return Path(root) / "pids" if root else None
+
+
+def track_process(proc: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+    """Stop `proc` when the test process exits, however it exits (see `reap`).
+
+    Its pid is also written under the session directory, so the xdist controller stops it if this
+    worker dies first (tests/conftest.py).
+    """
+    _children.append(proc)
+    pids = _pid_dir()
+    if pids is not None:
+        pids.mkdir(parents=True, exist_ok=True)
+        (pids / str(proc.pid)).touch()
+    return proc
+
+
+def reap() -> None:
+    """Stop every tracked child still running (atexit, and the root conftest's session end / signals)."""
+    pids = _pid_dir()
+    while _children:
+        proc = _children.pop()
+        stop_process(proc)
+        if pids is not None:
+            (pids / str(proc.pid)).unlink(missing_ok=True)
+
+
+atexit.register(reap)
+
+
+def start_prefect_server(home: Path, timeout: float = 180.0) -> PrefectServer:
+    """Start `prefect server start` on a free port and wait for /api/health (retried once on a lost port)."""
+    try:
+        return _start_prefect_server(home, timeout)
+    except RuntimeError as exc:
+        if "address already in use" not in str(exc).lower():
+            raise
+        return _start_prefect_server(home, timeout)  # another xdist worker took the port meanwhile
+
+
+def _start_prefect_server(home: Path, timeout: float) -> PrefectServer:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -125,8 +181,9 @@ def start_prefect_server(home: Path, timeout: float = 120.0) -> PrefectServer:
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True,  # Ctrl-C reaches pytest, which stops it (reap), not the server first
     )
+    track_process(proc)
     server = PrefectServer(home=home, port=port, process=proc)
 
     def healthy() -> bool:
@@ -150,9 +207,10 @@ def shared_prefect_server() -> PrefectServer:
     """The session's one Prefect server (started on first use, stopped at exit)."""
     global _shared
     if _shared is None or _shared.process.poll() is not None:
-        home = Path(tempfile.mkdtemp(prefix="batch-openai-prefect-"))
+        home = Path(
+            tempfile.mkdtemp(prefix="batch-openai-prefect-", dir=os.environ.get("BATCH_OPENAI_TEST_ROOT"))
+        )
         _shared = start_prefect_server(home)
-        atexit.register(_shared.stop)
     return _shared
 
 

@@ -16,6 +16,7 @@ from batch_openai.cli import _context
 from batch_openai.cli import batches as _batches
 from batch_openai.cli import demo as _demo
 from batch_openai.cli import local as _local
+from batch_openai.cli import prefect_server as _prefect_server
 from batch_openai.cli import run as _run
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ def _root(
 
 
 app.add_typer(_local.app, name="local")
+app.add_typer(_prefect_server.app, name="prefect")
 _batches.register(app)
 _run.register(app)
 _demo.register(app)

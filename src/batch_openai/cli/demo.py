@@ -22,7 +22,8 @@ def demo(
 ) -> None:
     """Classify and extract facts from 300 product reviews through the resumable Batch flow.
 
-    By default everything runs on this machine: ephemeral Prefect and the local Batch API server
+    By default everything runs on this machine: a local Prefect server (started on first need and left
+    running for the next command; `batch-openai prefect stop` stops it) and the local Batch API server
     (mock responder), so no key and no money are needed. Rerun it and the flow re-attaches to the
     batches it already made instead of creating new ones.
     """
@@ -63,10 +64,24 @@ def demo(
         f"  ·  {report.seconds:.1f} s"
     )
     console.print(f"results: {report.output}")
-    console.print(
-        "Prefect artifacts (summary table 'batch-openai-summary', progress): "
-        "`uv run prefect server start`, then open the flow run 'batch-openai-run' in the UI."
-    )
+    ui, run_id = summary.get("prefect_ui_url"), summary.get("flow_run_id")
+    if ui:
+        console.print(
+            f"Prefect UI: {ui}/runs/flow-run/{run_id}  (the run, its logs and artifacts)", soft_wrap=True
+        )
+        console.print(
+            f"            {ui}/variables  (the batch registry: one Variable per batch)", soft_wrap=True
+        )
+        console.print(
+            "[dim]The Prefect server stays up so the next command skips its start-up: "
+            "`batch-openai prefect status` shows it, `batch-openai prefect stop` stops it.[/]",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            "Prefect ran ephemeral (no UI to show): `batch-openai prefect start`, then rerun, to see the run "
+            "and its artifacts in the Prefect UI."
+        )
     total = sum(summary["outcomes"].values())
     if total != summary.get("total", total):
         raise typer.Exit(1)
