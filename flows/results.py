@@ -77,29 +77,26 @@ def write_rows(result: Any, ref: Any, rows_path: Path, round_no: int) -> dict[st
     """One row per input line of an ended batch (`result`, a `BatchResult`), in input order; summarise.
 
     A batch that failed in validation ran nothing: every line carries the batch's reason as `failed`.
-    Lines answering no input are dropped; an input with no line is `missing`.
+    Lines answering no input are dropped; an input with no line is `missing`. Memory stays at the
+    batch's ids, not its rows.
     """
     statuses = list(ref.statuses.values())
     failed_batch = bool(statuses) and all(s == "failed" for s in statuses)
     batch_id = ref.batch_ids[0]
     expected = ref.expected_ids()
     wanted = set(expected)
-    by_id: dict[str, tuple[bytes, str, bool, dict[str, int]]] = {}
-    for item in result:
-        if item.custom_id not in wanted:  # a line answering no input (e.g. torn beyond its custom_id)
-            continue
-        outcome = str(getattr(item.outcome, "value", item.outcome))
-        if outcome != "missing":  # missing ones are made below, in input order
-            by_id[item.custom_id] = _encoded(item_row(item, batch_id, round_no))
+    # The result iterates in input order, so rows stream straight out; `pending` only holds lines that
+    # arrive ahead of their turn (none, unless the result's order and the shard's disagree).
+    pending: dict[str, tuple[bytes, str, bool, dict[str, int]]] = {}
+    position = 0
     counts: Counter[str] = Counter()
     usage = Counter[str]()
     retryable = 0
     with atomic_binary(rows_path, durable=False) as fh:  # checked by line count before any reuse
         block: list[bytes] = []
-        for custom_id in expected:
-            found = by_id.pop(custom_id, None)
-            if found is None:
-                found = _encoded(_missing_row(custom_id, failed_batch, ref, batch_id, round_no))
+
+        def emit(found: tuple[bytes, str, bool, dict[str, int]]) -> None:
+            nonlocal retryable
             line, outcome, again, row_usage = found
             counts[outcome] += 1
             usage.update(row_usage)
@@ -108,6 +105,24 @@ def write_rows(result: Any, ref: Any, rows_path: Path, round_no: int) -> dict[st
             if len(block) >= 2048:  # a few large writes instead of 50,000 small ones
                 fh.write(b"".join(block))
                 block.clear()
+
+        for item in result:
+            custom_id = item.custom_id
+            if custom_id not in wanted:  # answering no input (e.g. torn beyond its custom_id), or twice
+                continue
+            wanted.discard(custom_id)
+            outcome = str(getattr(item.outcome, "value", item.outcome))
+            if outcome == "missing":
+                row = _missing_row(custom_id, failed_batch, ref, batch_id, round_no)
+            else:
+                row = item_row(item, batch_id, round_no)
+            pending[custom_id] = _encoded(row)
+            while position < len(expected) and expected[position] in pending:
+                emit(pending.pop(expected[position]))
+                position += 1
+        for custom_id in expected[position:]:  # inputs the result never named
+            found = pending.pop(custom_id, None)
+            emit(found or _encoded(_missing_row(custom_id, failed_batch, ref, batch_id, round_no)))
         fh.write(b"".join(block))
     return {
         "batch_id": batch_id,

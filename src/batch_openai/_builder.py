@@ -17,7 +17,7 @@ from batch_openai._errors import BatchValidationError
 from batch_openai._input_file import read_input_lines
 from batch_openai._jsonl import compact_body, encode_block
 from batch_openai._retry import RetryPolicy
-from batch_openai._shards import Shard, write_shards
+from batch_openai._shards import Shard, ShardSink, write_shards
 from batch_openai._steps import Steps, twins
 from batch_openai._validation import (
     _ROLES,
@@ -277,6 +277,61 @@ class BatchRequestBuilder:
         if not builder._ids:
             raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
         return builder
+
+    @classmethod
+    def shard_jsonl(
+        cls,
+        path: str | os.PathLike[str],
+        directory: str | os.PathLike[str],
+        *,
+        max_requests: int = MAX_REQUESTS,
+        max_bytes: int = MAX_FILE_BYTES,
+        check_models: bool = True,
+        chunk: int = 20_000,
+    ) -> list[Shard]:
+        """`from_jsonl(path).write_shards(directory)` for a file of any size: the same checks, errors and
+        shard files, with the requests streamed `chunk` at a time instead of held in memory."""
+        p = Path(path)
+        if not p.is_file():
+            raise BatchValidationError(
+                f"input file {str(p)!r} does not exist (or is not a file); check the path"
+            )
+        seen: set[str] = set()  # duplicate custom_ids are found across chunks
+        sink = ShardSink(
+            directory, max_requests=min(max_requests, MAX_REQUESTS), max_bytes=min(max_bytes, MAX_FILE_BYTES)
+        )
+        count = 0
+        try:
+            part = cls(check_models=check_models)
+            part._explicit = seen
+            for number, custom_id, url, body in read_input_lines(p):
+                part._append(url, body, custom_id, line=number)
+                if len(part._ids) >= chunk:
+                    count += part._drain_into(sink)
+                    part = cls(check_models=check_models)
+                    part._explicit = seen
+            count += part._drain_into(sink)
+        except BaseException:
+            sink.abort()
+            raise
+        if not count:
+            raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
+        return sink.close()
+
+    def _drain_into(self, sink: ShardSink) -> int:
+        """Hand every request to `sink`; returns how many."""
+        if not self._ids:
+            return 0
+        for request in zip(
+            self.custom_ids,
+            self._expand(1),
+            self._expand(2),
+            self._bodies,
+            [self._weights.get(i, 1) for i in range(len(self._ids))],
+            strict=True,
+        ):
+            sink.add(*request)
+        return len(self._ids)
 
     @classmethod
     def from_dataframe(

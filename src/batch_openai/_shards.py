@@ -13,7 +13,7 @@ from batch_openai._errors import BatchValidationError
 from batch_openai._jsonl import encode_line, ensure_dir
 from batch_openai._validation import MAX_FILE_BYTES, MAX_REQUESTS
 
-__all__ = ["Shard", "write_shards"]
+__all__ = ["Shard", "ShardSink", "write_shards"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -73,6 +73,68 @@ class _ShardWriter:
         return Shard(path, self.endpoint, self.model, self.count, self.size, fingerprint)
 
 
+class ShardSink:
+    """Takes requests one at a time and writes them as shard files: one open file per (endpoint, model),
+    closed when the next request would pass a limit. Memory does not grow with the number of requests.
+
+    Shards come back grouped by (endpoint, model) in first-seen order, each group's in input order, so
+    the same requests make the same files whether they arrive all at once or streamed from a file.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_requests: int = MAX_REQUESTS,
+        max_bytes: int = MAX_FILE_BYTES,
+    ) -> None:
+        if max_requests < 1:
+            raise BatchValidationError(f"max_requests must be >= 1, got {max_requests}")
+        if max_bytes < 1:
+            raise BatchValidationError(f"max_bytes must be >= 1, got {max_bytes}")
+        self.directory = ensure_dir(directory)
+        self.max_requests, self.max_bytes = max_requests, max_bytes
+        self._open: dict[tuple[str, str | None], _ShardWriter] = {}
+        self._groups: dict[tuple[str, str | None], int] = {}
+        self._closed: list[tuple[int, int, Shard]] = []
+
+    def add(self, custom_id: str, url: str, model: str | None, body: bytes, weight: int = 1) -> None:
+        """Write one request (its compact JSON body) to its group's current shard."""
+        line = encode_line(custom_id, url, body)
+        # Embeddings batches are also capped at MAX_REQUESTS *inputs*, so count inputs, not lines, there.
+        weight = weight if url == "/v1/embeddings" else 1
+        _check_fits(custom_id, len(line), weight, self.max_bytes)
+        key = (url, model)
+        writer = self._open.get(key)
+        if writer is not None and (
+            writer.count >= self.max_requests
+            or writer.size + len(line) > self.max_bytes
+            or writer.weight + weight > MAX_REQUESTS
+        ):
+            self._finish(key)
+            writer = None
+        if writer is None:
+            writer = self._open[key] = _ShardWriter(self.directory, url, model)
+            self._groups.setdefault(key, len(self._groups))
+        writer.write(line, weight)
+
+    def _finish(self, key: tuple[str, str | None]) -> None:
+        writer = self._open.pop(key)
+        self._closed.append((self._groups[key], len(self._closed), writer.close()))
+
+    def close(self) -> list[Shard]:
+        """Close every open shard; all shards, grouped by (endpoint, model) in first-seen order."""
+        for key in list(self._open):
+            self._finish(key)
+        return [shard for _, _, shard in sorted(self._closed, key=lambda c: (c[0], c[1]))]
+
+    def abort(self) -> None:
+        """Drop the shards still being written (a request was refused)."""
+        for writer in self._open.values():
+            writer.abort()
+        self._open.clear()
+
+
 def write_shards(
     directory: str | os.PathLike[str],
     *,
@@ -85,41 +147,14 @@ def write_shards(
     max_bytes: int = MAX_FILE_BYTES,
 ) -> list[Shard]:
     """Write the requests as shard files in `directory`, grouped by (endpoint, model) in first-seen order."""
-    if max_requests < 1:
-        raise BatchValidationError(f"max_requests must be >= 1, got {max_requests}")
-    if max_bytes < 1:
-        raise BatchValidationError(f"max_bytes must be >= 1, got {max_bytes}")
-    out = ensure_dir(directory)
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, key in enumerate(zip(urls, models, strict=True)):
-        groups.setdefault(key, []).append(i)
-    shards: list[Shard] = []
-    for (url, model), indexes in groups.items():
-        # Embeddings batches are also capped at MAX_REQUESTS *inputs*, so count inputs, not lines, there.
-        weighted = url == "/v1/embeddings"
-        writer: _ShardWriter | None = None
-        try:
-            for i in indexes:
-                line = encode_line(ids[i], url, bodies[i])
-                weight = weights[i] if weighted else 1
-                _check_fits(ids[i], len(line), weight, max_bytes)
-                if writer is not None and (
-                    writer.count >= max_requests
-                    or writer.size + len(line) > max_bytes
-                    or writer.weight + weight > MAX_REQUESTS
-                ):
-                    shards.append(writer.close())
-                    writer = None
-                if writer is None:
-                    writer = _ShardWriter(out, url, model)
-                writer.write(line, weight)
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        if writer is not None:
-            shards.append(writer.close())
-    return shards
+    sink = ShardSink(directory, max_requests=max_requests, max_bytes=max_bytes)
+    try:
+        for request in zip(ids, urls, models, bodies, weights, strict=True):
+            sink.add(*request)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
 
 
 def _check_fits(custom_id: str, size: int, weight: int, max_bytes: int) -> None:
