@@ -21,7 +21,16 @@ import orjson
 
 from batch_openai.flows.output import atomic_binary
 
-__all__ = ["STORE_NAME", "AnswerStore", "remember", "request_key", "split_reusable"]
+__all__ = [
+    "STORE_NAME",
+    "AnswerStore",
+    "input_changed",
+    "remember",
+    "request_key",
+    "same_file",
+    "snapshot_input",
+    "split_reusable",
+]
 
 STORE_NAME = "answers.sqlite"
 _BLOCK = 5_000  # keys looked up (and rows stored) per SQL statement batch
@@ -152,3 +161,55 @@ def remember(rows_paths: Iterable[str], shard_paths: Iterable[str], store: Answe
                     pairs.append((key, line.rstrip(b"\n")))
         stored += store.put(pairs)
     return stored
+
+
+def snapshot_input(input_path: str | Path, root: Path) -> tuple[Path, str]:
+    """Copy the input into the work directory and name the copy by its content; the run works from the
+    copy, so editing, replacing or deleting the input while the run waits changes nothing it does.
+    Returns (the snapshot, its content key)."""
+    import os
+    import shutil
+
+    from batch_openai import fingerprint_file
+
+    source = Path(input_path).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".snapshot-{os.getpid()}-{time.monotonic_ns()}.jsonl"
+    try:
+        with open(source, "rb") as fh, open(tmp, "wb") as out:
+            shutil.copyfileobj(fh, out, 1 << 20)
+        key = fingerprint_file(tmp)[:16]
+        target = root / key / "input.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target, key
+
+
+def input_changed(input_path: str | Path, key: str, root: Path) -> str | None:
+    """The content key of the last run of this input path when it differs from `key` (the input was
+    edited since), else None; records `key` as the latest."""
+    import os
+
+    name = hashlib.sha256(str(Path(input_path).expanduser().resolve()).encode()).hexdigest()[:16]
+    pointer = root / "inputs" / name
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    previous = pointer.read_text().strip() if pointer.exists() else None
+    tmp = pointer.with_name(f".{name}.{os.getpid()}")
+    tmp.write_text(key)
+    os.replace(tmp, pointer)
+    return previous if previous and previous != key else None
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when two paths name one file: the same path, a hard link or a symlink to it."""
+    import os
+
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    if pa.resolve() == pb.resolve():
+        return True
+    try:
+        return os.path.samefile(pa, pb)
+    except OSError:  # one of them does not exist yet
+        return False

@@ -64,3 +64,30 @@ def test_prune_forgets_old_answers(tmp_path: Path) -> None:
         assert store.prune(older_than_days=1) == 0
         assert store.prune(older_than_days=-1) == 1
         assert len(store) == 0
+
+
+def test_the_run_works_from_a_snapshot_named_by_content(tmp_path: Path) -> None:
+    from batch_openai.flows.reuse import input_changed, snapshot_input
+
+    src = _write(tmp_path / "in.jsonl", [_line("1", "one")])
+    snap, key = snapshot_input(src, tmp_path / "work")
+    assert snap.read_bytes() == src.read_bytes() and snap.parent.name == key
+    src.write_bytes(b"edited while the run waits\n")
+    assert snap.read_bytes() != src.read_bytes()  # the run's copy is untouched
+    assert input_changed(src, key, tmp_path / "work") is None  # first run of this path
+    _write(src, [_line("1", "one"), _line("2", "two")])
+    _, new_key = snapshot_input(src, tmp_path / "work")
+    assert input_changed(src, new_key, tmp_path / "work") == key
+
+
+def test_an_output_that_is_the_input_is_recognised(tmp_path: Path) -> None:
+    import os
+
+    from batch_openai.flows.reuse import same_file
+
+    src = _write(tmp_path / "in.jsonl", [_line("1", "one")])
+    os.link(src, tmp_path / "hard.jsonl")
+    (tmp_path / "soft.jsonl").symlink_to(src)
+    assert same_file(src, tmp_path / "in.jsonl")
+    assert same_file(src, tmp_path / "hard.jsonl") and same_file(src, tmp_path / "soft.jsonl")
+    assert not same_file(src, tmp_path / "out.jsonl")
