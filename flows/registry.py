@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Self
 from batch_openai import BatchRegistryError
 from batch_openai.flows.registry_store import ApiStore
 from batch_openai.records import (
+    TERMINAL_STATUSES,
     BatchRecord,
     RestReader,
     Target,
@@ -31,9 +33,10 @@ from batch_openai.records import (
     delete_legacy,
     read_all,
     read_legacy,
-    read_one,
+    read_record,
     record_from_batch,
     resolve_target,
+    rest_read,
     sqlite_file,
 )
 
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 
     from batch_openai import BatchJob
 
-__all__ = ["BatchRecord", "BatchRegistry", "BatchRegistryError", "target_from_prefect_settings"]
+__all__ = ["BatchRecord", "BatchRegistry", "BatchRegistryError", "parse_age", "target_from_prefect_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,18 @@ def target_from_prefect_settings() -> Target:
         home=Path(settings.home),
         sqlite_path=sqlite_file(url.get_secret_value() if url is not None else None),
     )
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `45s` or `2w` as a `timedelta` (raises ValueError otherwise)."""
+    match = _AGE.match(text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not an age: use a number and a unit, e.g. 30d, 12h, 90m, 2w")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _current_flow_run_id() -> str | None:
@@ -211,11 +226,15 @@ class BatchRegistry:
         try:
             if db is None:
                 raise UnreadableDatabase("no local database")
-            record = read_one(db, batch_id)
+            record = read_record(db, batch_id)
         except UnreadableDatabase:
             with self._errors():
-                rest = self._rest()
-                record = rest.read(batch_id) if rest is not None else self._api().read(batch_id)
+                target = self._target()
+                if self._rest() is not None and target.api_url:
+                    return rest_read(
+                        target.api_url, batch_id, api_key=target.api_key, auth_string=target.auth_string
+                    )
+                record = self._api().read(batch_id)
         return record
 
     def __contains__(self, batch_id: object) -> bool:
@@ -229,11 +248,15 @@ class BatchRegistry:
         return True
 
     def get(self, batch_id: str, client: OpenAI) -> BatchJob:
-        """Reconnect to a tracked batch (one API call). Raises `KeyError` if it is not tracked."""
+        """Reconnect to a tracked batch (one API call). Raises `KeyError` if it is not tracked.
+
+        The job reports to this registry: what it observes (this call, each `refresh()` and `wait()`
+        poll) keeps the record's status and counts current.
+        """
         self.get_record(batch_id)
         from batch_openai import BatchJob
 
-        return BatchJob.from_id(client, batch_id)
+        return BatchJob.from_id(client, batch_id, registry=self)
 
     # -- writes --------------------------------------------------------------------------------
     def _put(self, record: BatchRecord, *, force_status: bool = False) -> BatchRecord:
@@ -280,6 +303,29 @@ class BatchRegistry:
             logger.debug("update_status(%r): not tracked, nothing to update", batch_id)
             return
         self._put(replace(record, status=status, updated_at=datetime.now(UTC)), force_status=True)
+
+    def prune(
+        self,
+        older_than: timedelta | str,
+        *,
+        statuses: Iterable[str] | None = None,
+        dry_run: bool = False,
+    ) -> list[BatchRecord]:
+        """Delete the records of finished batches created more than `older_than` ago; returns them.
+
+        `older_than` is a `timedelta` or text like `30d`, `12h`, `90m`, `2w`. Only terminal records
+        (completed, failed, expired, cancelled) are pruned unless `statuses` names others.
+        `dry_run` returns what would go and deletes nothing. The batches themselves are not touched.
+        """
+        age = parse_age(older_than) if isinstance(older_than, str) else older_than
+        wanted = set(statuses) if statuses is not None else set(TERMINAL_STATUSES)
+        cutoff = datetime.now(UTC) - age
+        old = [r for r in self.list() if r.status in wanted and r.created_at < cutoff]
+        if not dry_run and old:
+            with self:
+                for record in old:
+                    self.delete(record.batch_id)
+        return old
 
     def delete(self, batch_id: str) -> None:
         """Remove a batch from the registry (no error if it was not tracked)."""

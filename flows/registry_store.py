@@ -24,9 +24,12 @@ from batch_openai.records import (
     Target,
     decode_record,
     encode_record,
+    id_filter,
     list_pages,
     merge_records,
-    status_tags,
+    pick,
+    readable_name,
+    record_tags,
     variable_name,
 )
 
@@ -40,10 +43,10 @@ _servers_lock = threading.Lock()
 _record_locks: dict[str, threading.Lock] = {}
 
 
-def _lock_for(name: str) -> threading.Lock:
+def _lock_for(batch_id: str) -> threading.Lock:
     """The in-process lock of one record (read-merge-write must not interleave between threads)."""
     with _servers_lock:
-        return _record_locks.setdefault(name, threading.Lock())
+        return _record_locks.setdefault(batch_id, threading.Lock())
 
 
 def _free_port() -> int:
@@ -138,13 +141,22 @@ class ApiStore:
             finally:
                 self._held = None
 
+    @staticmethod
+    def _find(client: SyncPrefectClient, batch_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The (name, value) of a batch's Variable: by its id tag (readable names), else its old name."""
+        found = pick(client.request("POST", "/variables/filter", json=id_filter(batch_id)).json(), batch_id)
+        if found is not None:
+            return str(found["name"]), found["value"]
+        legacy = client.read_variable_by_name(variable_name(batch_id))
+        if legacy is not None and isinstance(legacy.value, dict):
+            return legacy.name, legacy.value
+        return None
+
     def read(self, batch_id: str) -> BatchRecord | None:
         """One record, or None."""
         with self.client() as client:
-            variable = client.read_variable_by_name(variable_name(batch_id))
-        if variable is None or not isinstance(variable.value, dict):
-            return None
-        return decode_record(variable.value)
+            found = self._find(client, batch_id)
+        return None if found is None else decode_record(found[1])
 
     def list(self, *, status: str | None = None) -> list[BatchRecord]:
         """Every record (optionally of one status), newest first; filtered and paged by the server."""
@@ -162,42 +174,47 @@ class ApiStore:
         if another writer put an older status over ours meanwhile, ours is merged in again, so the
         most advanced observation wins (Variables offer no compare-and-set to do better).
         """
-        name = variable_name(record.batch_id)
-        with _lock_for(name), self.client() as client:
+        with _lock_for(record.batch_id), self.client() as client:
             for _ in range(5):
-                merged = self._write_once(client, name, record, force_status=force_status)
+                merged = self._write_once(client, record, force_status=force_status)
                 if merged is None:
                     continue  # lost a create race: merge into the winner's record
                 if force_status:
                     return merged
-                stored = client.read_variable_by_name(name)
-                value = stored.value if stored is not None else None
-                now = decode_record(value) if isinstance(value, dict) else None
+                stored = self._find(client, record.batch_id)
+                now = decode_record(stored[1]) if stored is not None else None
                 if now is not None and merge_records(now, merged).status == now.status:
                     return now
         raise RuntimeError(f"could not write the registry record of {record.batch_id!r}")
 
-    @staticmethod
+    @classmethod
     def _write_once(
-        client: SyncPrefectClient, name: str, record: BatchRecord, *, force_status: bool
+        cls, client: SyncPrefectClient, record: BatchRecord, *, force_status: bool
     ) -> BatchRecord | None:
         """One read-merge-write; None when a concurrent create got there first."""
         from prefect.client.schemas.actions import VariableCreate, VariableUpdate
         from prefect.exceptions import ObjectAlreadyExists
 
-        existing = client.read_variable_by_name(name)
+        existing = cls._find(client, record.batch_id)
         if existing is None:
-            try:
-                client.create_variable(
-                    VariableCreate(name=name, value=encode_record(record), tags=status_tags(record.status))
-                )
-            except ObjectAlreadyExists:
-                return None
-            return record
-        old = decode_record(existing.value) if isinstance(existing.value, dict) else None
+            for full_id in (False, True):  # a short name taken by another batch: the full id then
+                name = readable_name(record, full_id=full_id)
+                try:
+                    client.create_variable(
+                        VariableCreate(name=name, value=encode_record(record), tags=record_tags(record))
+                    )
+                    return record
+                except ObjectAlreadyExists:
+                    taken = client.read_variable_by_name(name)
+                    value = taken.value if taken is not None else None
+                    if isinstance(value, dict) and value.get("batch_id") == record.batch_id:
+                        return None  # the same batch, created by a concurrent writer: merge into it
+            return None
+        name, value = existing
+        old = decode_record(value)
         merged = merge_records(old, record, force_status=force_status)
         client.update_variable(
-            VariableUpdate(name=name, value=encode_record(merged), tags=status_tags(merged.status))
+            VariableUpdate(name=name, value=encode_record(merged), tags=record_tags(merged))
         )
         return merged
 
@@ -206,8 +223,11 @@ class ApiStore:
         from prefect.exceptions import ObjectNotFound
 
         with self.client() as client:
+            found = self._find(client, batch_id)
+            if found is None:
+                return False
             try:
-                client.delete_variable_by_name(variable_name(batch_id))
+                client.delete_variable_by_name(found[0])
             except ObjectNotFound:
                 return False
         return True

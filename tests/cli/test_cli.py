@@ -36,6 +36,42 @@ def test_list_shows_full_ids_counts_and_filters_without_an_api_key(
     assert_one_line_error(cli("list", "--status", "done"), "unknown status 'done'")
 
 
+def test_list_refresh_brings_unfinished_records_up_to_date(cli, registry: BatchRegistry, batch_server):
+    job = submit(batch_server, 3, description="seen only at submit")
+    registry.track(job)  # recorded while validating, then nobody watched it
+    job.wait(poll_interval=0.05)
+    stale = cli("list", env={"OPENAI_API_KEY": None})
+    assert "validating" in stale.stdout and "0/0" in stale.stdout  # what was last observed
+
+    fresh = cli("list", "--refresh")
+    assert fresh.returncode == 0, fresh.stderr
+    row = next(line for line in fresh.stdout.splitlines() if line.startswith(job.batch_id))
+    assert "completed" in row and "3/3" in row
+    assert "refreshed 1 unfinished batch" in fresh.stderr
+    assert registry.get_record(job.batch_id).request_counts == {"total": 3, "completed": 3, "failed": 0}
+    registry.track(submit(batch_server, 1, description="another"))  # unfinished: refreshing needs the API
+    assert_one_line_error(cli("list", "--refresh", env={"OPENAI_API_KEY": None}), "OPENAI_API_KEY")
+
+
+def test_prune_removes_old_finished_records(cli, registry: BatchRegistry, batch_server):
+    import time
+
+    now = int(time.time())
+    for batch_id, status, age in (("batch_p_old", "completed", 40), ("batch_p_new", "completed", 1)):
+        registry.track_batch(
+            {"id": batch_id, "input_file_id": "f", "status": status, "created_at": now - age * 86400}
+        )
+    dry = cli("prune", "--older-than", "30d", "--dry-run", env={"OPENAI_API_KEY": None})
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete batch_p_old" in dry.stdout and "batch_p_new" not in dry.stdout
+    assert "batch_p_old" in registry
+    done = cli("prune", "--older-than", "30d", env={"OPENAI_API_KEY": None})
+    assert done.returncode == 0 and "1 record(s) older than 30d pruned" in done.stdout, done.stderr
+    assert "batch_p_old" not in registry and "batch_p_new" in registry
+    assert_one_line_error(cli("prune", "--older-than", "soon"), "not an age")
+    assert_one_line_error(cli("prune", "--older-than", "1d", "--status", "done"), "unknown status 'done'")
+
+
 def test_status_is_live_and_brings_the_record_up_to_date(cli, registry: BatchRegistry, batch_server):
     job = submit(batch_server, 2, description="status check")
     registry.track(job)  # recorded while validating

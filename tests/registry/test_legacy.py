@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batch_openai import BatchRegistry
-from batch_openai.records import read_one
+from batch_openai.records import read_record
 
 # The seed's table, exactly as batch-openai 0.4.0 created it.
 SEED_SCHEMA = """
@@ -51,7 +51,7 @@ def test_seed_records_show_through_and_move_to_prefect_when_touched(
     assert (old.input_file_id, old.description, old.status) == ("file-a", "from 0.4", "validating")
 
     home_registry.update_status("batch_seed_old", "completed")  # now a Prefect record
-    moved = read_one(ephemeral_home / "prefect.db", "batch_seed_old")
+    moved = read_record(ephemeral_home / "prefect.db", "batch_seed_old")
     assert moved is not None and moved.status == "completed" and moved.description == "from 0.4"
     assert [r.batch_id for r in home_registry.list(status="completed")] == [
         "batch_seed_new",

@@ -139,8 +139,87 @@ def test_records_are_prefect_variables_tagged_with_their_status(server_registry:
 
     server_registry.track_batch(_batch("batch_tags", "completed"))
     with get_client(sync_client=True) as client:
-        variable = client.read_variable_by_name("batch-openai-batch_tags")
+        # Named for people: the description's slug and a short id; found by id through its tag.
+        variable = client.read_variable_by_name("batch-openai-about-batch-tags-tags")
     assert variable is not None
-    assert set(variable.tags) == {"batch-openai", "status:completed"}
+    assert set(variable.tags) == {"batch-openai", "status:completed", "id:batch_tags"}
     assert variable.value["batch_id"] == "batch_tags"
     assert datetime.fromisoformat(variable.value["created_at"]) == datetime.fromtimestamp(1_700_000_000, UTC)
+
+
+def test_variables_are_named_for_people_and_found_by_id(server_registry: BatchRegistry) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import VariableCreate
+
+    from batch_openai.records import encode_record, record_from_batch, status_tags
+
+    def names() -> set[str]:
+        with get_client(sync_client=True) as client:
+            body = {"variables": {"tags": {"all_": ["batch-openai"]}}}
+            return {v["name"] for v in client.request("POST", "/variables/filter", json=body).json()}
+
+    eval_id, judge_id = "batch_6790c0cf8a4c8190a0b6c1d8c4a2c8b0", "batch_6790c0cf8a4c8190a0b6c1d8ffff0001"
+    server_registry.track_batch(_batch(eval_id, metadata={"description": "Nightly eval: GPT judge v2"}))
+    server_registry.track_batch(_batch(judge_id, metadata={}, model="gpt-4o-mini"))
+    server_registry.track_batch(
+        _batch(eval_id, "completed", metadata={})
+    )  # a later observation, no description
+    assert {"batch-openai-nightly-eval-gpt-judge-v2-c4a2c8b0", "batch-openai-gpt-4o-mini-ffff0001"} <= names()
+    assert server_registry.get_record(eval_id).status == "completed"  # the name was kept; found by id
+    assert server_registry.get_record(eval_id).description == "Nightly eval: GPT judge v2"
+
+    # Two batches whose short names collide: the second gets the full id.
+    twin = "batch_0000000000000000000000000000c4a2c8b0"
+    server_registry.track_batch(_batch(twin, metadata={"description": "Nightly eval: GPT judge v2"}))
+    assert f"batch-openai-nightly-eval-gpt-judge-v2-{twin.removeprefix('batch_')}" in names()
+    assert server_registry.get_record(twin).batch_id == twin
+
+    # A record written under the old name (`batch-openai-<id>`) stays readable, updatable and deletable.
+    old = record_from_batch(_batch("batch_oldname"))
+    with get_client(sync_client=True) as client:
+        client.create_variable(
+            VariableCreate(
+                name="batch-openai-batch_oldname", value=encode_record(old), tags=status_tags("validating")
+            )
+        )
+    server_registry.track_batch(_batch("batch_oldname", "in_progress"))
+    assert server_registry.get_record("batch_oldname").status == "in_progress"
+    assert "batch-openai-batch_oldname" in names()
+    server_registry.delete("batch_oldname")
+    assert "batch_oldname" not in server_registry
+
+
+def test_prune_deletes_old_finished_records_only(registry: BatchRegistry) -> None:
+    import time
+
+    now = int(time.time())
+    registry.track_batch(_batch("batch_old_done", "completed", created=now - 40 * 86400))
+    registry.track_batch(_batch("batch_old_failed", "failed", created=now - 40 * 86400))
+    registry.track_batch(_batch("batch_old_running", "in_progress", created=now - 40 * 86400))
+    registry.track_batch(_batch("batch_new_done", "completed", created=now - 3600))
+
+    planned = registry.prune("30d", dry_run=True)
+    assert {r.batch_id for r in planned} == {"batch_old_done", "batch_old_failed"}
+    assert "batch_old_done" in registry  # a dry run deletes nothing
+    assert [r.batch_id for r in registry.prune("30d", statuses=["failed"])] == ["batch_old_failed"]
+    assert {r.batch_id for r in registry.prune("30d")} == {"batch_old_done"}
+    assert {r.batch_id for r in registry.list()} == {"batch_old_running", "batch_new_done"}
+    with pytest.raises(ValueError, match="30d"):
+        registry.prune("a month")
+
+
+def test_get_reconnects_a_job_that_keeps_the_record_current(
+    registry: BatchRegistry, batch_server: Any
+) -> None:
+    """The seed's pattern (track, later get + wait + update_status) leaves current counts, not 0/3."""
+    client = batch_server.client()
+    builder = BatchRequestBuilder()
+    for i in range(3):
+        builder.add(messages=[{"role": "user", "content": f"k{i}"}], model="gpt-4o-mini", custom_id=f"k{i}")
+    job = builder.submit(client, description="counts")
+    registry.track(job)
+    later = registry.get(job.batch_id, client)
+    later.wait(poll_interval=0.05)
+    registry.update_status(later.batch_id, later.status)
+    record = registry.get_record(job.batch_id)
+    assert record.status == "completed" and record.request_counts == {"total": 3, "completed": 3, "failed": 0}

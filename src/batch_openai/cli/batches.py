@@ -1,6 +1,7 @@
-"""`batch-openai list | status | cancel | download | results | wait`: batches from the terminal.
+"""`batch-openai list | prune | status | cancel | download | results | wait`: batches from the terminal.
 
-`list` reads only the registry (no API key, no OpenAI call, no Prefect server start-up). The other
+`list` reads only the registry (no API key, no OpenAI call, no Prefect server start-up); `list --refresh`
+first asks the Batch API about every unfinished batch and updates those records. The other
 commands talk to the Batch API through the library (its retries and error mapping), with the client
 built from `OPENAI_API_KEY` / `OPENAI_BASE_URL` in the environment or a `.env` file, and update the
 registry record of a tracked batch when what they saw differs from what it holds.
@@ -42,6 +43,7 @@ BatchIdArg = Annotated[str, typer.Argument(metavar="BATCH_ID", help="The batch i
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command(name="list")(list_batches)
+    app.command(name="prune")(prune)
     app.command(name="status")(status)
     app.command(name="cancel")(cancel)
     app.command(name="download")(download)
@@ -126,11 +128,21 @@ def list_batches(
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Show at most N (newest).")
     ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Ask the Batch API for the live status and counts of every unfinished batch first, "
+            "and update their records (needs OPENAI_API_KEY).",
+        ),
+    ] = False,
 ) -> None:
     """List tracked batches, newest first (reads the registry only: no API key, no API call)."""
     if status_filter is not None and status_filter not in STATUSES:
         raise CliError(f"unknown status {status_filter!r}: use one of {', '.join(STATUSES)}", code=2)
     registry = _registry()
+    if refresh:
+        _refresh(registry)
     records = registry.list(status=status_filter)
     if limit is not None:
         records = records[:limit]
@@ -153,6 +165,67 @@ def list_batches(
     tty = sys.stdout.isatty()
     width = shutil.get_terminal_size().columns if tty else None
     sys.stdout.write("\n".join(records_table(records, colour=tty, width=width)) + "\n")
+
+
+def _refresh(registry: BatchRegistry) -> None:
+    """Bring every unfinished record up to date from the Batch API (one call per batch)."""
+    pending = [r for r in registry.list() if not r.is_terminal]
+    if not pending:
+        return
+    from batch_openai import BatchJob
+
+    client = _client()
+    failures = 0
+    with registry:
+        for record in pending:
+            try:
+                job = BatchJob.from_id(client, record.batch_id)
+            except Exception as exc:  # one unknown or unreachable batch must not hide the others
+                failures += 1
+                from batch_openai.cli._context import one_line
+
+                _err(f"warning: {record.batch_id} not refreshed: {one_line(exc)}")
+                continue
+            for batch in job.batches:
+                registry.track_batch(batch)
+    _err(f"refreshed {len(pending) - failures} unfinished batch(es) from the Batch API")
+
+
+# ------------------------------------------------------------------------------------------ prune
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", metavar="AGE", help="Only records created longer ago than AGE: 30d, 12h, 90m, 2w."
+        ),
+    ],
+    status_filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only these statuses (repeatable). Default: finished ones (completed, failed, expired, "
+            "cancelled).",
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go; delete nothing.")] = False,
+) -> None:
+    """Delete old records of finished batches from the registry (the batches and their files stay)."""
+    from batch_openai.flows.registry import parse_age
+
+    for value in status_filter or []:
+        if value not in STATUSES:
+            raise CliError(f"unknown status {value!r}: use one of {', '.join(STATUSES)}", code=2)
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise CliError(str(exc), code=2) from None
+    registry = _registry()
+    gone = registry.prune(age, statuses=status_filter or None, dry_run=dry_run)
+    for record in gone:
+        typer.echo(f"{'would delete' if dry_run else 'deleted'} {record.batch_id}  {record.status}")
+    verb = "would be pruned" if dry_run else "pruned"
+    typer.echo(f"{len(gone)} record(s) older than {older_than} {verb} from {registry.location}.")
 
 
 # ------------------------------------------------------------------------------------------ status
