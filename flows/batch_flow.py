@@ -14,16 +14,27 @@ Work directory layout (`work_dir`, default `$BATCH_OPENAI_WORK_DIR` or `./.batch
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from prefect import flow, task
+from prefect import flow, tags, task
 from prefect.logging import get_run_logger
+from prefect.states import Completed, Failed
+from pydantic import Field
 
-from batch_openai import fingerprint_file
-from batch_openai.flows.artifacts import board_for, drop_board, estimate_cost, publish_summary
+from batch_openai import BatchAuthError, BatchTransientError, fingerprint_file
+from batch_openai.flows.artifacts import (
+    board_for,
+    drop_board,
+    estimate_cost,
+    outcome_line,
+    publish_report,
+    publish_summary,
+)
+from batch_openai.flows.client import MissingAPIKeyError
 from batch_openai.flows.output import atomic_binary, check_output_path, convert_jsonl, infer_format
 from batch_openai.flows.results import (
     USAGE_KEYS,
@@ -57,20 +68,27 @@ def render_input(
     system_prompt: str | None,
     response_format: dict[str, Any] | None = None,
 ) -> str:
-    """Template mode: write one chat request per record (see `batch_openai.flows.template`)."""
+    """Template mode: write one chat request per record (see `batch_openai.flows.template`).
+
+    A record the template cannot be filled from is the user's mistake: the task ends Failed with that
+    one-line message (no traceback), and the flow reports it.
+    """
     from batch_openai.flows.template import render_requests
 
-    return str(
-        render_requests(
-            records_path,
-            target,
-            prompt_template=prompt_template,
-            model=model,
-            id_field=id_field,
-            system_prompt=system_prompt,
-            response_format=response_format,
+    try:
+        return str(
+            render_requests(
+                records_path,
+                target,
+                prompt_template=prompt_template,
+                model=model,
+                id_field=id_field,
+                system_prompt=system_prompt,
+                response_format=response_format,
+            )
         )
-    )
+    except (ValueError, FileNotFoundError) as exc:
+        return Failed(message=_one_line(exc), data=exc)  # type: ignore[return-value]
 
 
 @task(name="plan-retry", task_run_name="plan-retry-{round_no}")
@@ -116,23 +134,35 @@ def merge_output(
 def _run_round(
     shards: list[dict[str, Any]], round_no: int, round_dir: Path, opts: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Submit, wait for and collect one round of shards with the public tasks; one summary per shard."""
+    """Submit, wait for and collect one round of shards with the public tasks; one summary per shard.
+
+    Each shard carries a `label` ("shard 3/12", "shard 1/2 of round 2") that names its task runs and its
+    row in the progress table.
+    """
     log = get_run_logger()
     conn = {"base_url": opts["base_url"], "api_key_block": opts["api_key_block"]}
+    board = board_for(opts["run_id"])
     by_fp = {s["fingerprint"]: s for s in shards}
+    label = {s["fingerprint"]: s["label"] for s in shards}
     futures = {
-        s["fingerprint"]: submit_batch.submit(s, description=opts["description"], **conn) for s in shards
+        s["fingerprint"]: submit_batch.with_options(task_run_name=f"submit {s['label']}").submit(
+            s, description=opts["description"], **conn
+        )
+        for s in shards
     }
     pending = {fp: f.result() for fp, f in futures.items()}
+    for fp, ref in pending.items():
+        for batch_id in ref.batch_ids:
+            board.label(batch_id, label[fp])
     if opts["wait_mode"] == "suspend":
         wait_by_suspending([b for ref in pending.values() for b in ref.batch_ids], round_no, opts)
     ended: dict[str, BatchRef] = {}
     resubmits: dict[str, int] = defaultdict(int)
     while pending:
         waits = {
-            fp: wait_for_batch.submit(
-                ref, poll_interval=opts["poll_interval"], max_poll_interval=opts["max_poll_interval"]
-            )
+            fp: wait_for_batch.with_options(
+                task_run_name=f"wait for {label[fp]} ({ref.batch_ids[0]})"
+            ).submit(ref, poll_interval=opts["poll_interval"], max_poll_interval=opts["max_poll_interval"])
             for fp, ref in pending.items()
         }
         pending = {}
@@ -146,22 +176,32 @@ def _run_round(
                     f"batch {ref.batch_ids[0]} was {ref.resubmit} {MAX_RESUBMITS} times; giving up"
                 )
             resubmits[fp] += 1
-            log.info("resubmitting shard %s (attempt %d): %s", fp[:12], ref.attempt + 1, ref.resubmit)
-            pending[fp] = submit_batch(
-                by_fp[fp], description=opts["description"], attempt=ref.attempt + 1, **conn
-            )
+            log.info("resubmitting %s (attempt %d): %s", label[fp], ref.attempt + 1, ref.resubmit)
+            pending[fp] = submit_batch.with_options(
+                task_run_name=f"resubmit {label[fp]} (attempt {ref.attempt + 1})"
+            )(by_fp[fp], description=opts["description"], attempt=ref.attempt + 1, **conn)
+            for batch_id in pending[fp].batch_ids:
+                board.label(batch_id, label[fp])
     downloads = round_dir / "downloads"
     # Each rows file is built from one batch at a time; a bounded number at once keeps a
     # 20-batch run's peak at a few batches' worth instead of all twenty.
-    order = [ended[s["fingerprint"]] for s in shards]
+    order = [(ended[s["fingerprint"]], s["label"]) for s in shards]
     summaries: list[dict[str, Any]] = []
     for start in range(0, len(order), COLLECT_PARALLELISM):
         wave = [
-            write_batch_rows.submit(ref, str(downloads), round_no)
-            for ref in order[start : start + COLLECT_PARALLELISM]
+            write_batch_rows.with_options(task_run_name=f"collect {name} ({ref.batch_ids[0]})").submit(
+                ref, str(downloads), round_no
+            )
+            for ref, name in order[start : start + COLLECT_PARALLELISM]
         ]
         summaries.extend(w.result() for w in wave)
     return summaries
+
+
+def _label_shards(shards: list[dict[str, Any]], round_no: int) -> list[dict[str, Any]]:
+    """The shard records with a human label: "shard 3/12", or "shard 1/2 of round 2"."""
+    suffix = f" of round {round_no}" if round_no > 1 else ""
+    return [{**s, "label": f"shard {i}/{len(shards)}{suffix}"} for i, s in enumerate(shards, 1)]
 
 
 @task(name="write-rows", task_run_name="rows of {ref.batch_ids[0]}")
@@ -201,11 +241,164 @@ def _queue_waves(
     return [[shards[i] for i in wave] for wave in waves]
 
 
-@flow(name="batch-openai-run", persist_result=True, result_serializer="json", log_prints=False)
+# ---------------------------------------------------------------- what a person sees
+# A user's mistake (a missing input, a template field the records lack, a CSV without a template, a dead
+# base URL, a refused key) ends the run Failed with a one-line message naming the fix: the flow returns
+# `Failed(message=..., data=exc)`, which Prefect logs as one line (no traceback), while a caller of the
+# flow still gets `exc` raised. Anything else is a bug and keeps Prefect's traceback.
+USER_MISTAKES: tuple[type[BaseException], ...] = (
+    ValueError,  # BatchValidationError, OutputPathError and the template's errors too
+    FileNotFoundError,
+    MissingAPIKeyError,
+    BatchAuthError,
+    BatchTransientError,
+)
+
+
+class _Mistake(Exception):
+    """Carries a user's mistake out of the checks to the flow's single `Failed` return."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _first_model(path: Any) -> str | None:
+    """The model of a native batch-input file's first request, or None (never raises)."""
+    with contextlib.suppress(Exception), open(Path(str(path)).expanduser(), "rb") as fh:
+        for line in fh:
+            if line.strip():
+                model = orjson.loads(line).get("body", {}).get("model")
+                return str(model) if model else None
+    return None
+
+
+def run_name() -> str:
+    """The flow run's name from its parameters: "<description or input file name> · <model>"."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    what = params.get("description") or Path(str(params.get("input_path") or "batch")).name
+    model = params.get("model") or (
+        None if params.get("prompt_template") else _first_model(params.get("input_path"))
+    )
+    return f"{what} · {model}" if model else str(what)
+
+
+def _worker_path_hint() -> str:
+    import os
+    import socket
+
+    return f"on the worker {socket.gethostname()!r} (working directory {os.getcwd()})"
+
+
+def _check_input(input_path: str, prompt_template: str | None, model: str | None) -> Path:
+    """The input exists on this machine and fits the mode (records need a template, requests do not)."""
+    path = Path(input_path).expanduser()
+    if not path.is_file():
+        kind = "a directory, not a file" if path.is_dir() else "a path that does not exist"
+        raise FileNotFoundError(
+            f"input_path {input_path!r} is {kind} {_worker_path_hint()}; give the path of a file this "
+            "worker can read"
+        )
+    if prompt_template:
+        if not model:
+            raise ValueError("template mode needs `model`: the model every rendered request uses")
+        return path
+    if path.suffix.lower() in (".csv", ".tsv"):
+        raise ValueError(
+            f"input_path {path.name!r} is a CSV of records: give prompt_template (with {{column}} "
+            "placeholders) and model to turn each row into a request, or a native batch-input JSONL"
+        )
+    with open(path, "rb") as fh:
+        first = next((line for line in fh if line.strip()), b"")
+    try:
+        obj = orjson.loads(first) if first else None
+    except orjson.JSONDecodeError:
+        obj = None  # the builder names the line and the problem
+    if isinstance(obj, dict) and "custom_id" not in obj and "body" not in obj:
+        raise ValueError(
+            f"input_path {path.name!r} holds records (fields {sorted(obj)[:6]}), not batch requests: give "
+            "prompt_template and model to render them, or a native batch-input JSONL (custom_id, method, "
+            "url, body per line)"
+        )
+    return path
+
+
+def _check_service(base_url: str | None, api_key_block: str | None) -> None:
+    """One cheap call (`GET /batches?limit=1`): the service answers and accepts the key."""
+    import openai
+
+    from batch_openai.flows.client import build_client
+
+    client = build_client(base_url, api_key_block).with_options(max_retries=0, timeout=20.0)
+    where = str(client.base_url).rstrip("/")
+    try:
+        client.batches.list(limit=1)
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+        source = f"the Prefect Secret block {api_key_block!r}" if api_key_block else "OPENAI_API_KEY"
+        raise BatchAuthError(
+            f"the Batch API at {where} refused the API key ({exc.status_code}); set a valid key in "
+            f"{source} on the worker",
+            status_code=exc.status_code,
+        ) from None
+    except openai.APIConnectionError as exc:
+        cause = exc.__cause__ or exc
+        raise BatchTransientError(
+            f"cannot reach the Batch API at {where} ({type(cause).__name__}); check base_url (or "
+            "OPENAI_BASE_URL on the worker) and that the service is up"
+        ) from None
+    except openai.NotFoundError:
+        raise ValueError(
+            f"{where} has no Batch API (404 on /batches); base_url must be the API root, e.g. "
+            "https://api.openai.com/v1"
+        ) from None
+
+
+def _tag_run(run_tags: list[str]) -> None:
+    """Add tags to the current flow run (they show on the run page and in the Runs list filter)."""
+    from prefect import get_client
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+        client.update_flow_run(ctx.flow_run.id, tags=sorted({*(ctx.flow_run.tags or []), *run_tags}))
+
+
+def _first_failures(rows_path: Path, limit: int = 10) -> list[dict[str, Any]]:
+    """The first rows of the output that did not succeed (for the report)."""
+    found: list[dict[str, Any]] = []
+    with contextlib.suppress(Exception), open(rows_path, "rb") as fh:
+        for line in fh:
+            if b"succeeded" in line:
+                row = orjson.loads(line)
+                if row.get("outcome") == "succeeded":
+                    continue
+            else:
+                row = orjson.loads(line)
+            found.append(row)
+            if len(found) >= limit:
+                break
+    return found
+
+
+@flow(
+    name="batch-openai-run",
+    flow_run_name=run_name,
+    persist_result=True,
+    result_serializer="json",
+    log_prints=False,
+)
 def batch_run_flow(
-    input_path: str,
-    output_path: str,
-    description: str | None = None,
+    input_path: Annotated[str, Field(examples=["/data/reviews.csv", "/data/requests.jsonl"])],
+    output_path: Annotated[str, Field(examples=["/data/results.jsonl", "/data/results.parquet"])],
+    description: Annotated[str | None, Field(examples=["nightly eval"])] = None,
     max_rounds: int = 2,
     batch_size: int = 50_000,
     max_bytes: int = 209_715_200,
@@ -214,9 +407,11 @@ def batch_run_flow(
     wait_mode: Literal["poll", "suspend"] = "poll",
     suspend_timeout_hours: float = 30.0,
     output_format: Literal["jsonl", "csv", "parquet"] | None = None,
-    prompt_template: str | None = None,
-    model: str | None = None,
-    id_field: str = "id",
+    prompt_template: Annotated[
+        str | None, Field(examples=["Is this review positive or negative? One word.\n\n{text}"])
+    ] = None,
+    model: Annotated[str | None, Field(examples=["gpt-4o-mini"])] = None,
+    id_field: Annotated[str, Field(examples=["review_id"])] = "id",
     system_prompt: str | None = None,
     work_dir: str | None = None,
     base_url: str | None = None,
@@ -229,9 +424,9 @@ def batch_run_flow(
     """Run bulk LLM work through the Batch API and write one row per input with its outcome.
 
     Args:
-        input_path: A native batch-input JSONL (one request a line), or, with `prompt_template`,
-            a CSV/JSONL of records.
-        output_path: Where the rows go (`custom_id`, `outcome`, `content`, `error`, `usage`, ...).
+        input_path: A path on the worker that runs this flow (not on your laptop): a native
+            batch-input JSONL (one request a line), or, with `prompt_template`, a CSV/JSONL of records.
+        output_path: A path on the worker: where the rows go (`custom_id`, `outcome`, `content`, ...).
             JSONL unless the suffix or `output_format` says csv/parquet. Written atomically at the end.
         description: Stored in each batch's metadata; shows up in the OpenAI dashboard.
         max_rounds: Rounds in total, the first included: lines that can pass on a second try
@@ -266,40 +461,56 @@ def batch_run_flow(
     from prefect.runtime import flow_run
 
     run_id = str(flow_run.id or "")
-    out = str(check_output_path(output_path))  # an unwritable output fails now, before anything is paid for
-    infer_format(out, output_format)  # and so does an unknown format
-    from batch_openai.flows.template import response_format_for
+    template_mode = bool(prompt_template)
+    try:  # every check a user's mistake can fail comes first, before any artifact or upload
+        checked = _checked_inputs(
+            input_path, output_path, output_format, prompt_template, model, response_schema, response_model
+        )
+        out, response_format = checked
+        root = work_root(work_dir)
+        if prompt_template:
+            from batch_openai.flows.template import render_key
 
-    response_format = response_format_for(response_schema, response_model)  # a bad schema fails now too
+            key = render_key(
+                input_path,
+                template=prompt_template,
+                model=model,
+                id=id_field,
+                system=system_prompt,
+                response_format=response_format,
+            )
+            run_dir = root / f"t-{key}"
+            rendered = render_input.with_options(
+                task_run_name=f"render requests from {Path(input_path).name}"
+            )(
+                input_path,
+                str(run_dir / "input.jsonl"),
+                prompt_template,
+                model,
+                id_field,
+                system_prompt,
+                response_format,
+                return_state=True,
+            )
+            if rendered.is_failed():
+                exc = rendered.result(raise_on_failure=False)
+                if not isinstance(exc, USER_MISTAKES):
+                    rendered.result()  # a bug: raise it as it is
+                raise _Mistake(exc)
+            native = str(rendered.result())
+        else:
+            native = str(Path(input_path).expanduser().resolve())
+            run_dir = root / fingerprint_file(native)[:16]
+        try:
+            _check_service(base_url, api_key_block)
+        except USER_MISTAKES as exc:
+            raise _Mistake(exc) from None
+    except _Mistake as mistake:
+        message = _one_line(mistake.exc)
+        log.error("%s", message)
+        return Failed(message=message, data=mistake.exc)  # type: ignore[return-value]
     board = board_for(run_id)
     board.start()
-    root = work_root(work_dir)
-    if prompt_template:
-        if not model:
-            raise ValueError("template mode needs `model`: the model every rendered request uses")
-        from batch_openai.flows.template import render_key
-
-        key = render_key(
-            input_path,
-            template=prompt_template,
-            model=model,
-            id=id_field,
-            system=system_prompt,
-            response_format=response_format,
-        )
-        run_dir = root / f"t-{key}"
-        native = render_input(
-            input_path,
-            str(run_dir / "input.jsonl"),
-            prompt_template,
-            model,
-            id_field,
-            system_prompt,
-            response_format,
-        )
-    else:
-        native = str(Path(input_path).expanduser().resolve())
-        run_dir = root / fingerprint_file(native)[:16]
     opts = {
         "description": description,
         "poll_interval": poll_interval,
@@ -309,15 +520,86 @@ def batch_run_flow(
         "base_url": base_url,
         "api_key_block": api_key_block,
         "run_dir": str(run_dir),
+        "run_id": run_id,
     }
     shards = build_shards(native, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
+    run_tags = [
+        *(f"model:{m}" for m in sorted({str(s["model"]) for s in shards if s["model"]})),
+        *(f"endpoint:{e}" for e in sorted({str(s["endpoint"]) for s in shards if s["endpoint"]})),
+        f"mode:{'template' if template_mode else 'requests'}",
+        f"wait:{wait_mode}",
+    ]
+    _tag_run(run_tags)
+    params = {
+        "max_rounds": max_rounds,
+        "batch_size": batch_size,
+        "max_bytes": max_bytes,
+        "max_enqueued_tokens": max_enqueued_tokens,
+        "output_format": output_format,
+        "response_schema": response_schema,
+        "response_model": response_model,
+        "prices": prices,
+    }
+    with tags(*run_tags):
+        summary = _run_rounds(shards, native, run_dir, out, opts, params)
+    publish_summary(summary)
+    rows_file = Path(out) if infer_format(out, output_format) == "jsonl" else run_dir / "result.jsonl"
+    failed_rows = summary["total"] - summary["outcomes"].get("succeeded", 0)
+    publish_report(
+        summary,
+        _first_failures(rows_file) if failed_rows else [],
+        prices=prices,
+        title=flow_run.name or run_name(),
+    )
+    drop_board(run_id)
+    line = outcome_line(summary)
+    log.info("done: %s → %s", line, out)
+    return Completed(message=line, data=summary)  # type: ignore[return-value]
+
+
+def _checked_inputs(
+    input_path: str,
+    output_path: str,
+    output_format: str | None,
+    prompt_template: str | None,
+    model: str | None,
+    response_schema: dict[str, Any] | str | None,
+    response_model: str | None,
+) -> tuple[str, dict[str, Any] | None]:
+    """The local checks (input, output, format, schema): the output path and the response format, or a
+    `_Mistake` that names the fix."""
+    from batch_openai.flows.template import response_format_for, template_fields
+
+    try:
+        _check_input(input_path, prompt_template, model)
+        if prompt_template:
+            template_fields(prompt_template)
+        out = str(check_output_path(output_path))  # an unwritable output fails now, before anything is paid
+        infer_format(out, output_format)  # and so does an unknown format
+        return out, response_format_for(response_schema, response_model)  # a bad schema fails now too
+    except USER_MISTAKES as exc:
+        raise _Mistake(exc) from None
+
+
+def _run_rounds(
+    shards: list[dict[str, Any]],
+    native: str,
+    run_dir: Path,
+    out: str,
+    opts: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Every round (submit → wait → collect, then the retryable lines again), the merge, and the summary."""
+    log = get_run_logger()
+    max_rounds = params["max_rounds"]
     first_shards = shards
+    shards = _label_shards(shards, 1)
     rows_by_round: list[list[str]] = []
     summaries: list[dict[str, Any]] = []
     for round_no in range(1, max(1, max_rounds) + 1):
         round_dir = run_dir / f"round-{round_no}"
         collected = []
-        for wave in _queue_waves(shards, max_enqueued_tokens):
+        for wave in _queue_waves(shards, params["max_enqueued_tokens"]):
             collected.extend(_run_round(wave, round_no, round_dir, opts))
         summaries.extend(collected)
         rows_by_round.append([c["rows_path"] for c in collected])
@@ -330,27 +612,30 @@ def batch_run_flow(
         if not n_retry:
             break
         log.info("round %d: %d line(s) can pass on another try", round_no + 1, n_retry)
-        shards = build_shards(
-            str(retry_path),
-            str(run_dir / f"round-{round_no + 1}" / "shards"),
-            batch_size,
-            max_bytes,
-            round_no=round_no + 1,
+        shards = _label_shards(
+            build_shards(
+                str(retry_path),
+                str(run_dir / f"round-{round_no + 1}" / "shards"),
+                params["batch_size"],
+                params["max_bytes"],
+                round_no=round_no + 1,
+            ),
+            round_no + 1,
         )
     # One round over one (endpoint, model): the shards, in build order, are the input order.
     in_order = len(rows_by_round) == 1 and len({(s["endpoint"], s["model"]) for s in first_shards}) == 1
     if in_order:
         by_shard = {c["shard_path"]: c["rows_path"] for c in summaries}
         rows_by_round = [[by_shard[s["path"]] for s in first_shards]]
-    merged = merge_output(
+    merged = merge_output.with_options(task_run_name=f"write {Path(out).name}")(
         native,
         rows_by_round,
         str(run_dir / "result.jsonl"),
         out,
-        output_format or "",
+        params["output_format"] or "",
         in_order=in_order,
-        response_schema=response_schema,
-        response_model=response_model,
+        response_schema=params["response_schema"],
+        response_model=params["response_model"],
     )
     if in_order:  # every shard line has exactly one row: the counts are the collect counts
         counts = {k: sum(c["outcomes"].get(k, 0) for c in summaries) for k in summaries[0]["outcomes"]}
@@ -365,14 +650,11 @@ def batch_run_flow(
         "outcomes": merged["outcomes"],
         "usage": {k: sum(u[k] for u in usage_by_model.values()) for k in USAGE_KEYS},
         "usage_by_model": dict(usage_by_model),
-        "estimated_cost_usd": estimate_cost(usage_by_model, prices),
+        "estimated_cost_usd": estimate_cost(usage_by_model, params["prices"]),
         "batch_ids": [s["batch_id"] for s in summaries],
         "rounds": len(rows_by_round),
         "work_dir": str(run_dir),
     }
     if "parse" in merged:
         summary["parse"] = merged["parse"]
-    publish_summary(summary)
-    drop_board(run_id)
-    log.info("done: %d rows → %s %s", summary["total"], out, summary["outcomes"])
     return summary

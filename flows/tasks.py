@@ -203,7 +203,7 @@ def submit_batch(
     """
     shards = [source] if isinstance(source, dict) else _shards_of(source, work_dir, max_requests, max_bytes)
     made = [
-        submit_shard(
+        _submit_shard_named(s)(
             s["path"],
             s["fingerprint"],
             s["endpoint"],
@@ -225,6 +225,12 @@ def submit_batch(
         base_url=base_url,
         api_key_block=api_key_block,
     )
+
+
+def _submit_shard_named(shard: dict[str, Any]) -> Any:
+    """`submit_shard`, its run named after the shard's label ("create batch for shard 3/12") if any."""
+    label = shard.get("label")
+    return submit_shard.with_options(task_run_name=f"create batch for {label}") if label else submit_shard
 
 
 def _shards_of(source: Any, work_dir: str | None, max_requests: int, max_bytes: int) -> list[dict[str, Any]]:
@@ -250,7 +256,8 @@ def _progress_hook(ref: BatchRef, reattached: bool) -> Callable[[Any], None]:
 
     def on_progress(batch: Any) -> None:
         total, completed, failed = request_counts(batch)
-        board.report(batch.id, total if batch.status == "completed" else completed + failed, total)
+        done = total if batch.status == "completed" else completed + failed
+        board.report(batch.id, done, total, status=batch.status, completed=completed, failed=failed)
         if seen.get(batch.id) == batch.status:
             return
         event = "attached" if batch.id not in seen and reattached else "status"
