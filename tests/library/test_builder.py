@@ -433,3 +433,55 @@ def test_ids_are_unique_and_round_trip(
         assert [r["custom_id"] for r in rows] == final
         again = BatchRequestBuilder.from_jsonl(path).to_jsonl(d / "b.jsonl")
         assert path.read_bytes() == again.read_bytes()
+
+
+# -- OpenAI's own request schemas (batch_openai.spec), beyond the plain-chat fast path ----------
+@pytest.mark.parametrize(
+    ("params", "param", "needle"),
+    [
+        ({"bogus": 1}, "bogus", "Unknown parameter: 'bogus'"),
+        ({"temperature": 9}, "temperature", "Expected a value <= 2, but got 9"),
+        ({"n": 0}, "n", "Expected a value >= 1, but got 0"),
+        ({"max_tokens": -5}, "max_tokens", "Expected a value >= 1, but got -5"),
+        ({"max_tokens": "20"}, "max_tokens", "expected an integer, but got a string"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort", "Supported values are"),
+    ],
+)
+def test_add_refuses_what_the_spec_refuses(params: dict, param: str, needle: str) -> None:
+    with pytest.raises(BatchValidationError, match=needle) as info:
+        BatchRequestBuilder().add(MSG, model="gpt-4o-mini", custom_id="c1", **params)
+    assert info.value.custom_id == "c1" and getattr(info.value, "param", None) == param
+    assert "Fix:" in str(info.value)
+
+
+def test_integer_content_and_wrong_endpoint_models_are_refused() -> None:
+    with pytest.raises(BatchValidationError, match=r"messages\[0\]\.content") as info:
+        BatchRequestBuilder().add_request(
+            "/v1/chat/completions",
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 3}]},
+            custom_id="c3",  # without one the builder relabels the error by position (and drops .param)
+        )
+    assert getattr(info.value, "param", None) == "messages[0].content"
+    with pytest.raises(BatchValidationError, match="not a chat model"):
+        BatchRequestBuilder().add(MSG, model="text-embedding-3-small", temperature=0.5)
+    with pytest.raises(BatchValidationError, match="not an embedding model"):
+        BatchRequestBuilder().add_embedding("x", model="gpt-4o-mini")
+    # check_models=False skips the model table and the endpoint check (a house deployment may differ)
+    BatchRequestBuilder(check_models=False).add_embedding("x", model="gpt-4o-mini")
+
+
+def test_an_unknown_model_only_warns() -> None:
+    with pytest.warns(UserWarning, match="not in OpenAI's published model list"):
+        BatchRequestBuilder().add(MSG, model="gpt-from-next-month-1", temperature=0.2)
+
+
+def test_valid_rich_bodies_pass_and_repeated_params_are_checked_once() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    b = BatchRequestBuilder()
+    for i in range(200):
+        b.add(MSG, model="gpt-4o-mini", temperature=0.2, max_tokens=30, tools=tools, custom_id=f"t{i}")
+    b.add_response("hi", model="gpt-5.4-mini", max_output_tokens=64, text={"format": {"type": "json_object"}})
+    b.add_embedding(["a", "b"], model="text-embedding-3-small", dimensions=256)
+    b.add_completion("hi", model="gpt-3.5-turbo-instruct", max_tokens=5, echo=True)
+    b.add_moderation(["a"])
+    assert len(b) == 204
