@@ -1,14 +1,19 @@
 """Waiting a day without holding a worker: suspend after submit, and a collector that resumes.
 
 In `wait_mode="suspend"` (deployments only) the flow records its batch ids in a Prefect Variable
-(`batch-openai-wait-<flow run id>`, tag `batch-openai-wait`) and suspends: no process is left behind.
-The collector deployment (`collector_flow`, on a schedule) checks those batches and resumes a run once
-all of them have ended. A resumed run starts again from the top, where the cached submit task returns the
-same batches, so nothing is paid twice; it then collects as usual.
+(`batch-openai-wait-<flow run id>`, tag `batch-openai-wait`), emits the event `batch-openai.run.suspended`
+(resource `batch-openai.run.<flow run id>`) and suspends: no process is left behind. The collector
+deployment (`collector_flow`) runs on events, not on a clock: when a run suspends, and when a batch ends
+(`batch-openai.batch.ended`, resource `batch-openai.batch.<batch id>`, emitted by the webhook receiver in
+`batch_openai.flows.webhooks`). It resumes a run once all its batches have ended; while runs still wait it
+schedules one more run of itself `recheck_seconds` later (for services that send no webhooks), and when
+nothing waits it deletes that pending recheck, so an idle installation adds no runs at all.
+A resumed run starts again from the top, where the cached submit task returns the same batches, so
+nothing is paid twice; it then collects as usual.
 
 Trade-off: polling keeps one worker process alive for the whole wait but reacts within one poll interval;
-suspending frees the worker, but a run only resumes when the collector next runs (its schedule sets the
-delay) and pays Prefect's start-up again on resume.
+suspending frees the worker, but a run resumes only when the collector next runs (at once on a webhook
+event, else at the next recheck) and pays Prefect's start-up again on resume.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from prefect.logging import get_run_logger
 from batch_openai.lifecycle import TERMINAL
 
 WAIT_TAG = "batch-openai-wait"
+SUSPENDED_EVENT = "batch-openai.run.suspended"
+BATCH_ENDED_EVENT = "batch-openai.batch.ended"  # emitted by the webhook receiver (flows/webhooks.py)
+RECHECK_TAG = "batch-openai-recheck"
 VARIABLE_PREFIX = "batch-openai-wait-"
 VARIABLE_MAX_CHARS = 4500
 
@@ -90,18 +98,84 @@ def wait_by_suspending(batch_ids: list[str], round_no: int, opts: dict[str, Any]
             round_no,
             sum(s not in TERMINAL for s in statuses.values()),
         )
+        _announce_suspension(run_id, ctx.flow_run.name, batch_ids)
         # A resumed run re-executes from the top: a used key returns at once, so each check gets its own.
         suspend_flow_run(
             timeout=int(opts["suspend_timeout_hours"] * 3600), key=f"batches-r{round_no}-c{check}"
         )
 
 
+def _announce_suspension(run_id: str, run_name: str, batch_ids: list[str]) -> None:
+    """Emit `batch-openai.run.suspended`: the collector deployment's trigger runs it (never fails a run)."""
+    from prefect.events import emit_event
+
+    with contextlib.suppress(Exception):
+        emit_event(
+            event=SUSPENDED_EVENT,
+            resource={"prefect.resource.id": f"batch-openai.run.{run_id}", "prefect.resource.name": run_name},
+            related=[
+                {"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.role": "flow-run"}
+            ],
+            payload={"batch_ids": batch_ids[:100], "batches": len(batch_ids)},
+        )
+
+
+def _plan_recheck(client: Any, waiting: int, recheck_seconds: float | None) -> str | None:
+    """While runs wait, keep one future run of this collector's deployment; when none wait, drop it.
+
+    Returns when the recheck runs (ISO time), or None. Does nothing outside a deployment.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.runtime import deployment, flow_run
+    from prefect.states import Scheduled
+
+    deployment_id = deployment.id
+    if not deployment_id:
+        return None
+    pending = [
+        run
+        for run in client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
+        )
+        if str(run.id) != str(flow_run.id)
+    ]
+    if not waiting or not recheck_seconds:
+        for run in pending:
+            with contextlib.suppress(Exception):
+                client.delete_flow_run(run.id)
+        return None
+    if pending:
+        return min(str(r.expected_start_time) for r in pending)
+    when = datetime.now(UTC) + timedelta(seconds=recheck_seconds)
+    client.create_flow_run_from_deployment(
+        deployment_id,
+        state=Scheduled(scheduled_time=when),
+        parameters=dict(flow_run.parameters or {}),
+        tags=[RECHECK_TAG],
+    )
+    return when.isoformat()
+
+
 @flow(name="batch-openai-collector", log_prints=False)
-def collector_flow(limit: int = 200) -> dict[str, Any]:
-    """Resume suspended batch runs whose batches have all ended (run it on a schedule).
+def collector_flow(limit: int = 200, recheck_seconds: float | None = 300.0) -> dict[str, Any]:
+    """Resume suspended batch runs whose batches have all ended (its deployment runs it on events).
 
     Args:
         limit: Most waiting runs to look at per call.
+        recheck_seconds: While runs still wait, run this deployment again this many seconds later (for
+            services that send no webhooks); none: only events run it.
     """
     from prefect import get_client
     from prefect.flow_runs import resume_flow_run
@@ -127,7 +201,8 @@ def collector_flow(limit: int = 200) -> dict[str, Any]:
                 Variable.unset(var.name)
                 continue
             if not state.is_paused():
-                continue  # still running (about to suspend, or already resumed)
+                waiting += 1  # still running (about to suspend, or resumed): look again later
+                continue
             ids = record.get("batch_ids")
             if ids is None:
                 ids = json.loads(Path(record["batch_ids_file"]).read_text())
@@ -138,4 +213,7 @@ def collector_flow(limit: int = 200) -> dict[str, Any]:
                 resumed.append(str(run_id))
             else:
                 waiting += 1
+        recheck = _plan_recheck(client, waiting, recheck_seconds)
+    if recheck:
+        log.info("%d run(s) still waiting; the collector looks again at %s", waiting, recheck)
     return {"resumed": resumed, "waiting": waiting}

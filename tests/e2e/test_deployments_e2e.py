@@ -54,7 +54,7 @@ def test_deployments_are_registered_with_typed_parameters_and_schedules(prefect_
     upcoming = asyncio.run(CronSchedule(cron=stored.cron, timezone="UTC").get_dates(n=2))  # the server's code
     assert [(d.hour, d.minute) for d in upcoming] == [(2, 0), (2, 0)]
     assert (upcoming[1] - upcoming[0]).days == 1
-    assert collector.schedules and ui.work_pool_name == "batch-openai"
+    assert not collector.schedules and ui.work_pool_name == "batch-openai"  # it runs on events
 
 
 def test_ui_deployment_run_completes_with_its_output(prefect_client_settings: Stack, tmp_path: Path):
@@ -76,56 +76,93 @@ def test_ui_deployment_run_completes_with_its_output(prefect_client_settings: St
     assert KEY not in json.dumps(final.parameters)
 
 
-def test_suspended_run_is_resumed_by_the_collector_without_a_second_batch(
+def _collector_runs(client, deployment_id) -> list:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    )
+
+
+def test_suspended_run_is_resumed_on_events_without_a_schedule_or_a_second_batch(
     prefect_client_settings: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    """The collector deployment has no schedule: the run's suspension runs it (the batch is still going,
+    so it plans one recheck minutes later), then `batch-openai.batch.ended` (what the webhook receiver
+    emits) runs it again and it resumes the run at once; the pending recheck is dropped."""
     import httpx
+    from openai import OpenAI
     from prefect import get_client
     from prefect.deployments import run_deployment
+    from prefect.events import emit_event
 
     from batch_openai.flows import collector_flow
+    from batch_openai.flows.suspend import RECHECK_TAG
 
     src = write_requests(tmp_path / "in.jsonl", 6, prefix="sus")
     out = tmp_path / "out.jsonl"
     before = _batch_count(prefect_client_settings)
     admin = prefect_client_settings.base_url.removesuffix("/v1") + "/_local/config"
-    # Keep the batch in `finalizing` long enough to watch the run suspended while it waits.
-    httpx.post(admin, json={"stall_finalizing_seconds": 6.0}).raise_for_status()
-    run = run_deployment(
-        "batch-openai-run/batch-openai-run",
-        parameters={
-            "input_path": str(src),
-            "output_path": str(out),
-            "poll_interval": 0.2,
-            "wait_mode": "suspend",
-        },
-        timeout=0,
-    )
-    with get_client(sync_client=True) as client:
-        states = []
+    # Keep the batch in `finalizing` for a minute: long enough for the suspension-triggered collector run
+    # to find it still going (the local server fixes the stall when the batch enters finalizing).
+    httpx.post(admin, json={"stall_finalizing_seconds": 60.0}).raise_for_status()
+    try:
+        run = run_deployment(
+            "batch-openai-run/batch-openai-run",
+            parameters={
+                "input_path": str(src),
+                "output_path": str(out),
+                "poll_interval": 0.2,
+                "wait_mode": "suspend",
+            },
+            timeout=0,
+        )
+        with get_client(sync_client=True) as client:
+            collector = client.read_deployment_by_name("batch-openai-collector/batch-openai-collector")
+            assert not collector.schedules
+            states = []
 
-        def paused() -> bool:
-            states.append(client.read_flow_run(run.id).state)
-            return states[-1].is_paused() or states[-1].is_final()
+            def paused() -> bool:
+                states.append(client.read_flow_run(run.id).state)
+                return states[-1].is_paused() or states[-1].is_final()
 
-        assert wait_until(paused, timeout=120, interval=0.5) and states[-1].is_paused(), states[-1]
-        # The collector (here called in-process; its deployment runs it on a schedule) leaves it alone
-        # while the batch runs...
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", prefect_client_settings.base_url)
-        assert collector_flow() == {"resumed": [], "waiting": 1}
-        assert client.read_flow_run(run.id).state.is_paused()
-    httpx.post(admin, json={"stall_finalizing_seconds": 0.0}).raise_for_status()
-    assert not out.exists()  # suspended: no process holds the wait
-    from openai import OpenAI
+            assert wait_until(paused, timeout=120, interval=0.5) and states[-1].is_paused(), states[-1]
+            # The collector, called here in-process, leaves it alone while the batch runs...
+            monkeypatch.setenv("OPENAI_API_KEY", KEY)
+            monkeypatch.setenv("OPENAI_BASE_URL", prefect_client_settings.base_url)
+            assert collector_flow() == {"resumed": [], "waiting": 1}
+            # ...and the suspension event ran the collector deployment, which planned one recheck.
+            runs: list = []
 
+            def rechecks() -> bool:
+                runs[:] = _collector_runs(client, collector.id)
+                return any(r.state.is_completed() for r in runs) and any(RECHECK_TAG in r.tags for r in runs)
+
+            assert wait_until(rechecks, timeout=150, interval=1.0), [(r.name, r.state, r.tags) for r in runs]
+            (recheck,) = [r for r in runs if RECHECK_TAG in r.tags]
+            assert recheck.state.is_scheduled()
+            assert client.read_flow_run(run.id).state.is_paused()
+            assert not out.exists()  # suspended: no process holds the wait
+    finally:
+        httpx.post(admin, json={"stall_finalizing_seconds": 0.0}).raise_for_status()
     batches = OpenAI(api_key=KEY, base_url=prefect_client_settings.base_url).batches
-    assert wait_until(lambda: next(iter(batches.list(limit=1))).status == "completed", timeout=60)
-    assert collector_flow()["resumed"] == [str(run.id)]  # ...and resumes it once the batch has ended
-    final = _wait_final(run.id)
+    assert wait_until(lambda: next(iter(batches.list(limit=1))).status == "completed", timeout=90)
+    batch_id = next(iter(batches.list(limit=1))).id
+    emit_event(  # what flows/webhooks.py emits when OpenAI reports the batch ended
+        event="batch-openai.batch.ended",
+        resource={"prefect.resource.id": f"batch-openai.batch.{batch_id}"},
+        payload={"status": "completed"},
+    )
+    final = _wait_final(run.id, timeout=240)  # well before the 300 s recheck
     assert final.state.is_completed(), final.state
     assert len(read_rows(out)) == 6
     assert _batch_count(prefect_client_settings) == before + 1
+    with get_client(sync_client=True) as client:
+        runs = _collector_runs(client, collector.id)
+        assert wait_until(
+            lambda: not any(r.state.is_scheduled() for r in _collector_runs(client, collector.id)), timeout=60
+        ), "the recheck should be dropped once nothing waits"
+    assert len(runs) <= 4, [(r.name, r.state.name, r.tags) for r in runs]
 
 
 @pytest.mark.slow
