@@ -186,7 +186,8 @@ class BatchJob:
     def _track_steps(self, batch: Batch) -> Steps[None]:
         return track_steps(self._registry, batch)
 
-    def _refresh_steps(self, on_progress: ProgressHook | None) -> Steps[Self]:
+    def _refresh(self, *, on_progress: ProgressHook | None = None) -> Steps[Self]:
+        """Fetch the latest state of every batch that may still change."""
         fresh = []
         for old in self._batches:
             if is_settled(old):
@@ -203,7 +204,8 @@ class BatchJob:
         self._batches = fresh
         return self
 
-    def _cancel_steps(self) -> Steps[Self]:
+    def _cancel(self) -> Steps[Self]:
+        """Ask the service to cancel every unfinished batch (irreversible); finished shards are left alone."""
         fresh = []
         for b in self._batches:
             if b.status in TERMINAL or b.status == "cancelling":
@@ -221,22 +223,28 @@ class BatchJob:
         self._batches = fresh
         return self
 
-    def _settle_steps(
+    def _settle(
         self,
-        poll_interval: float,
-        max_poll_interval: float,
-        on_progress: ProgressHook | None,
-        timeout: float | None,
-        token_limit_retries: int,
+        *,
+        poll_interval: float = 60,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        on_progress: ProgressHook | None = None,
+        timeout: float | None = None,
+        token_limit_retries: int = 5,
     ) -> Steps[Self]:
-        """Poll with a growing cadence until every batch is terminal with its files, requeueing
-        token-limited batches on the way (see `_queue.py`)."""
+        """Poll until every batch is terminal and its result files are there; download nothing.
+
+        The interval starts at `poll_interval` and grows 1.5x per poll up to `max_poll_interval`. A batch
+        that fails with `token_limit_exceeded` is created again from the same uploaded file once this job's
+        other batches of its model have left the queue (see `_queue.py`), up to `token_limit_retries` times
+        (0: never). `timeout` raises `BatchTimeoutError`; the batches keep running.
+        """
         queue = self._queue_for(poll_interval, token_limit_retries)
         cadence = PollCadence(poll_interval, max_poll_interval)
         deadline = None if timeout is None else time.monotonic() + timeout
         late = 0
         while True:
-            yield from self._refresh_steps(on_progress)
+            yield from self._refresh(on_progress=on_progress)
             pending = None
             if queue is not None:
                 pending = yield from queue.requeue_steps(self._batches, self._retry, self._track_steps)
@@ -264,7 +272,8 @@ class BatchJob:
                 interval = min(interval, left)
             yield Sleep(interval)
 
-    def _download_steps(self, directory: str | os.PathLike[str]) -> Steps[tuple[Path | None, Path | None]]:
+    def _download(self, directory: str | os.PathLike[str]) -> Steps[tuple[Path | None, Path | None]]:
+        """Stream the output and error files to `directory`; shards are concatenated into one file each."""
         out_dir = ensure_dir(directory)
         paths: list[Path | None] = []
         for kind, ids in (
@@ -284,13 +293,14 @@ class BatchJob:
             paths.append(target if parts else None)
         return paths[0], paths[1]
 
-    def _result_steps(self, expected_ids: Sequence[str] | None) -> Steps[BatchResult]:
+    def _result(self, *, expected_ids: Sequence[str] | None = None) -> Steps[BatchResult]:
+        """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
         if not self.is_terminal:
             raise OpenAIBatchError(
                 f"batch {self.batch_id} is {self.status!r}, not finished; call wait() (or refresh()) first"
             )
         tmp = tempfile.TemporaryDirectory(prefix="batch_openai-result-")
-        output, errors = yield from self._download_steps(tmp.name)
+        output, errors = yield from self._download(tmp.name)
         endpoints = {b.endpoint for b in self._batches}
         return BatchResult(
             files=[p for p in (output, errors) if p is not None],
@@ -300,18 +310,24 @@ class BatchJob:
             batch_usage=batch_usage_of(self._batches),
         )
 
-    def _wait_steps(
+    def _wait(
         self,
-        poll_interval: float,
-        max_poll_interval: float,
-        on_progress: ProgressHook | None,
-        timeout: float | None,
-        token_limit_retries: int,
+        *,
+        poll_interval: float = 60,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        on_progress: ProgressHook | None = None,
+        timeout: float | None = None,
+        token_limit_retries: int = 5,
     ) -> Steps[BatchResult]:
-        yield from self._settle_steps(
-            poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
+        """`settle()`, then return the result, or raise `BatchJobError` (carrying the partial result)."""
+        yield from self._settle(
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            on_progress=on_progress,
+            timeout=timeout,
+            token_limit_retries=token_limit_retries,
         )
-        result = yield from self._result_steps(None)
+        result = yield from self._result()
         error = job_error(self, result)
         if error is not None:
             raise error
@@ -326,61 +342,7 @@ class BatchJob:
         self._token_queue.max_requeues = retries
         return self._token_queue
 
-    # ---------------------------------------------------------------- the public pairs, each written once
-    def _refresh(self, *, on_progress: ProgressHook | None = None) -> Steps[Self]:
-        """Fetch the latest state of every batch that may still change."""
-        return (yield from self._refresh_steps(on_progress))
-
-    def _cancel(self) -> Steps[Self]:
-        """Ask the service to cancel every unfinished batch (irreversible); finished shards are left alone."""
-        return (yield from self._cancel_steps())
-
-    def _settle(
-        self,
-        *,
-        poll_interval: float = 60,
-        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
-        on_progress: ProgressHook | None = None,
-        timeout: float | None = None,
-        token_limit_retries: int = 5,
-    ) -> Steps[Self]:
-        """Poll until every batch is terminal and its result files are there; download nothing.
-
-        The interval starts at `poll_interval` and grows 1.5x per poll up to `max_poll_interval`. A batch
-        that fails with `token_limit_exceeded` is created again from the same uploaded file once this job's
-        other batches of its model have left the queue, up to `token_limit_retries` times (0: never).
-        `timeout` raises `BatchTimeoutError`; the batches keep running.
-        """
-        return (
-            yield from self._settle_steps(
-                poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
-            )
-        )
-
-    def _wait(
-        self,
-        *,
-        poll_interval: float = 60,
-        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
-        on_progress: ProgressHook | None = None,
-        timeout: float | None = None,
-        token_limit_retries: int = 5,
-    ) -> Steps[BatchResult]:
-        """`settle()`, then return the result, or raise `BatchJobError` (carrying the partial result)."""
-        return (
-            yield from self._wait_steps(
-                poll_interval, max_poll_interval, on_progress, timeout, token_limit_retries
-            )
-        )
-
-    def _download(self, directory: str | os.PathLike[str]) -> Steps[tuple[Path | None, Path | None]]:
-        """Stream the output and error files to `directory`; shards are concatenated into one file each."""
-        return (yield from self._download_steps(directory))
-
-    def _result(self, *, expected_ids: Sequence[str] | None = None) -> Steps[BatchResult]:
-        """The result of a terminal job, whatever its status (never raises `BatchJobError`)."""
-        return (yield from self._result_steps(expected_ids))
-
+    # ---------------------------------------------------------------- the public pairs: each made once, above
     refresh, async_refresh = twins(_refresh, client_attr="_client")
     cancel, async_cancel = twins(_cancel, client_attr="_client")
     settle, async_settle = twins(_settle, client_attr="_client")
