@@ -5,7 +5,8 @@
 Each endpoint's request schema (CreateChatCompletionRequest, ...) is flattened: its top-level `allOf` merged
 into one `properties` map with `required`, every `$ref` it reaches copied into `$defs` (refs rewritten to
 `#/$defs/Name`), OpenAPI 3.0 `nullable` turned into JSON Schema `null` types, prose (descriptions, examples,
-`x-*`) dropped. `models.json` lists, per endpoint, the model ids the spec names for it (the local server's
+`x-*`) dropped, `oneOf` read as `anyOf` (its branches overlap; the service picks by discriminator).
+`models.json` lists, per endpoint, the model ids the spec names for it (the local server's
 catalogue, and the pre-upload check's "known model" list). A few service rules the spec does not state but
 OpenAI enforces (answers recorded from the API) are added as OVERLAY, so both sides still read one file.
 """
@@ -51,6 +52,10 @@ def _clean(node: Any) -> Any:
             continue
         if key == "$ref":
             out[key] = "#/$defs/" + value.rsplit("/", 1)[-1]
+        elif key == "oneOf":
+            # The spec's oneOf are discriminated unions whose branches overlap (an input message is both
+            # an EasyInputMessage and an InputMessage): "exactly one" would refuse valid requests.
+            out["anyOf"] = _clean(value)
         elif key in ("properties", "patternProperties", "$defs"):
             out[key] = {k: _clean(v) for k, v in value.items()}
         else:

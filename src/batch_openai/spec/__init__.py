@@ -339,6 +339,62 @@ def _describe(error: Any, name: str, defs: Mapping[str, Any]) -> RequestProblem:
     return RequestProblem(f"Invalid '{param}': {error.message}", "invalid_value", param)
 
 
+_HUGE = 1_000_000
+_STRING_RULES = ("enum", "const", "pattern", "minLength", "maxLength")
+
+
+def _constrained(schema: Any, defs: Mapping[str, Any], seen: set[str]) -> bool:
+    """Whether a string under this schema can be refused for its value (not only for its type)."""
+    if not isinstance(schema, Mapping):
+        return False
+    if any(k in schema for k in _STRING_RULES if k != "maxLength"):
+        return True
+    if schema.get("maxLength", _HUGE) < _HUGE:  # 10 MB text limits: kept by `_shape` for long strings
+        return True
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if name in seen:
+            return False
+        return _constrained(defs.get(name), defs, seen | {name})
+    subs = [sub for k in ("anyOf", "oneOf", "allOf") for sub in schema.get(k, [])]
+    return any(_constrained(sub, defs, seen) for sub in subs)
+
+
+@functools.cache
+def _free_text_keys(endpoint: str) -> frozenset[str]:
+    """Property names whose string values the schema never constrains beyond "a string" (anywhere)."""
+    spec = endpoint_schema(endpoint)
+    defs = spec["$defs"]
+    free: set[str] = set()
+    constrained: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for x in node:
+                walk(x)
+        elif isinstance(node, Mapping):
+            for name, sub in (node.get("properties") or {}).items():
+                (constrained if _constrained(sub, defs, set()) else free).add(name)
+            for key, value in node.items():
+                if key != "enum" and key != "const":
+                    walk(value)
+
+    walk([spec["properties"], defs])
+    return frozenset(free - constrained)
+
+
+def _shape(value: Any, free: frozenset[str], key: str | None = None) -> Any:
+    """`value` with the strings of free-text keys blanked: same shape, same validity."""
+    if type(value) is str:
+        return "" if key in free and len(value) < _HUGE else value
+    if isinstance(value, Mapping):
+        return {k: _shape(v, free, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shape(v, free, None) for v in value]
+    return value
+
+
 _STRICT_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _VALUE_CACHE: dict[tuple[str, str, type, Any], RequestProblem | None] = {}
 
@@ -358,11 +414,14 @@ def check_value(endpoint: str, name: str, value: Any) -> RequestProblem | None:
         key = (endpoint, name, type(value), value)
     else:
         try:
-            raw = orjson.dumps(value, option=_STRICT_JSON)
+            if name in ("messages", "input", "prompt"):
+                # Texts differ in every request, shapes do not: cache on the shape (free text blanked).
+                raw = orjson.dumps(_shape(value, _free_text_keys(endpoint)), option=_STRICT_JSON)
+            else:  # tools, response_format, ... repeat with every request as they are
+                raw = orjson.dumps(value, option=_STRICT_JSON)
         except TypeError:
             return None  # not JSON at all: the caller's encoder names that problem better
-        # tools, response_format, ... repeat with every request; messages and inputs do not.
-        if name not in ("messages", "input", "prompt") and len(raw) <= 65_536:
+        if len(raw) <= 65_536:
             key = (endpoint, name, bytes, raw)
     if key is not None and key in _VALUE_CACHE:
         return _VALUE_CACHE[key]
