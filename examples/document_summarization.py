@@ -3,10 +3,11 @@
     python examples/document_summarization.py [--out DIR]            # local Batch API, ephemeral Prefect
     python examples/document_summarization.py --openai [--out DIR]   # OpenAI's Batch API (OPENAI_API_KEY)
 
-The library builds and checks the requests (`BatchRequestBuilder.to_jsonl`); the flow (`batch_openai.flows.run_batch`)
-shards, submits once, waits, collects and writes one row per document. Kill it and run the same command
-with the same `--out`: it re-attaches to the batch it made instead of paying for a second one. The rows
-load back as a `BatchResult`, so `.join()` pairs each summary with its document.
+The library builds and checks the requests (`BatchRequestBuilder.to_jsonl`); the flow
+(`batch_openai.flows.run_batch`) shards, submits once, waits, collects and writes one row per document.
+Kill it and run the same command with the same `--out`: it re-attaches to the batch it made instead of
+paying for a second one. The rows load back as a `BatchResult`, so `.join()` pairs each summary with its
+document.
 """
 
 from __future__ import annotations

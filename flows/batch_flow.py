@@ -23,7 +23,7 @@ import orjson
 from prefect import flow, tags, task
 from prefect.logging import get_run_logger
 from prefect.states import Completed, Failed
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from batch_openai import BatchAuthError, BatchTransientError, fingerprint_file
 from batch_openai.flows.artifacts import (
@@ -658,3 +658,134 @@ def _run_rounds(
     if "parse" in merged:
         summary["parse"] = merged["parse"]
     return summary
+
+
+# ---------------------------------------------------------------- the form
+# Prefect 3.9.1 titles every flat flow parameter with its name and groups fields into sections only for
+# pydantic-model parameters. `batch_run_flow` keeps its flat parameters (callers and deployments rely on
+# them); `batch_form_flow` is the same run behind a form in three sections with real titles and examples.
+
+
+class FormJob(BaseModel):
+    """What to run and where the rows go."""
+
+    model_config = ConfigDict(title="Job")
+
+    input_path: str = Field(
+        title="Input file (a path on the worker)",
+        description="Read on the machine of the worker that runs this flow, not on yours: a native "
+        "batch-input JSONL (one request a line), or a CSV/JSONL of records with a prompt template below.",
+        examples=["/data/reviews.csv", "/data/requests.jsonl"],
+    )
+    output_path: str = Field(
+        title="Output file (a path on the worker)",
+        description="One row per input (custom_id, outcome, content, error, usage, ...): JSONL, or CSV / "
+        "Parquet by the suffix. Written atomically at the end.",
+        examples=["/data/results.jsonl", "/data/results.parquet"],
+    )
+    description: str | None = Field(
+        None,
+        title="Description",
+        description="Names the run and is stored in each batch's metadata (shows in the OpenAI dashboard).",
+        examples=["nightly eval"],
+    )
+
+
+class FormTemplate(BaseModel):
+    """Template mode: turn each record of a CSV/JSONL into one chat request (leave empty for native JSONL)."""
+
+    model_config = ConfigDict(title="Prompt template (records in, one request each)")
+
+    prompt_template: str | None = Field(
+        None,
+        title="Prompt template",
+        description="The prompt, with {column} placeholders filled from each record.",
+        examples=["Is this review positive or negative? Reply with one word.\n\n{text}"],
+    )
+    model: str | None = Field(None, title="Model", examples=["gpt-4o-mini"])
+    id_field: str = Field("id", title="ID column", description="The column that becomes the custom_id.")
+    system_prompt: str | None = Field(None, title="System prompt", examples=["You are a careful rater."])
+    response_schema: dict[str, Any] | str | None = Field(
+        None,
+        title="Response JSON Schema",
+        description="Answers must follow it (strict structured output); rows gain `parsed` and "
+        "`parse_error`.",
+        examples=['{"type": "object", "properties": {"label": {"type": "string"}}}'],
+    )
+    response_model: str | None = Field(
+        None,
+        title="Response Pydantic model",
+        description="The same as a model importable on the worker.",
+        examples=["myproject.schemas:Review"],
+    )
+
+
+class FormAdvanced(BaseModel):
+    """Rounds, limits, waiting, the service and prices: the defaults suit most jobs."""
+
+    model_config = ConfigDict(title="Advanced settings")
+
+    max_rounds: int = Field(2, title="Rounds in total", ge=1, description="1: no retry round.")
+    wait_mode: Literal["poll", "suspend"] = Field(
+        "poll", title="While batches run", description="poll: keep polling; suspend: free the worker."
+    )
+    poll_interval: float = Field(30.0, title="First poll interval (s)", gt=0)
+    max_poll_interval: float = Field(600.0, title="Longest poll interval (s)", gt=0)
+    suspend_timeout_hours: float = Field(30.0, title="Longest suspension (hours)", gt=0)
+    batch_size: int = Field(50_000, title="Most requests per batch", ge=1, le=50_000)
+    max_bytes: int = Field(209_715_200, title="Largest batch file (bytes)", ge=1)
+    output_format: Literal["jsonl", "csv", "parquet"] | None = Field(None, title="Output format")
+    base_url: str | None = Field(
+        None, title="API base URL", examples=["https://api.openai.com/v1"], description="Not a secret."
+    )
+    api_key_block: str | None = Field(
+        None,
+        title="API key Secret block",
+        description="Name of a Prefect Secret block (default: the worker's OPENAI_API_KEY).",
+        examples=["openai-api-key"],
+    )
+    work_dir: str | None = Field(None, title="Work directory (on the worker)")
+    max_enqueued_tokens: int | dict[str, int] | None = Field(None, title="Enqueued-token cap per model")
+    prices: dict[str, list[float]] | None = Field(
+        None, title="Batch prices (USD per 1M tokens)", examples=[{"gpt-4o-mini": [0.075, 0.3]}]
+    )
+
+
+def form_run_name() -> str:
+    """The form run's name, as `run_name` builds it from the flat parameters."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    job = params.get("job") or {}
+    template = params.get("template") or {}
+    job = job if isinstance(job, dict) else job.model_dump()
+    template = template if isinstance(template, dict) else template.model_dump()
+    what = job.get("description") or Path(str(job.get("input_path") or "batch")).name
+    model = template.get("model") or (
+        None if template.get("prompt_template") else _first_model(job.get("input_path"))
+    )
+    return f"{what} · {model}" if model else str(what)
+
+
+@flow(
+    name="batch-openai-form",
+    flow_run_name=form_run_name,
+    persist_result=True,
+    result_serializer="json",
+    log_prints=False,
+)
+def batch_form_flow(
+    job: FormJob,
+    template: FormTemplate = FormTemplate(),  # noqa: B008 - pydantic defaults, shown in the form
+    advanced: FormAdvanced = FormAdvanced(),  # noqa: B008
+) -> dict[str, Any]:
+    """Run bulk LLM work through the Batch API from a form: the job, an optional prompt template, and
+    advanced settings. The same run as `batch_run_flow` (same tasks, artifacts and state messages).
+
+    Args:
+        job: What to run and where the rows go.
+        template: For a CSV/JSONL of records: the prompt template and model.
+        advanced: Rounds, limits, waiting, the service and prices.
+    """
+    flat = {**job.model_dump(), **template.model_dump(), **advanced.model_dump()}
+    return batch_run_flow.fn(**flat)

@@ -168,3 +168,46 @@ def test_a_run_tells_its_story(prefect_api, api_key, tmp_path: Path):
     progress = arts["batch-openai-progress"]
     assert float(progress.data) == 100.0
     assert "| shard 1/2 |" in progress.description and "completed" in progress.description
+
+
+def test_the_form_flow_has_sections_titles_and_examples():
+    """The form's schema: three sections (pydantic models) whose fields carry real titles and examples, and
+    the input path says it is read on the worker; the flat flow keeps its parameters."""
+    from batch_openai.flows.batch_flow import batch_form_flow
+
+    schema = batch_form_flow.parameters.model_dump()
+    assert list(schema["properties"]) == ["job", "template", "advanced"]
+    defs = schema["definitions"]
+    assert {defs[name]["title"] for name in defs} >= {
+        "Job",
+        "Prompt template (records in, one request each)",
+        "Advanced settings",
+    }
+    job = defs["FormJob"]["properties"]
+    assert job["input_path"]["title"] == "Input file (a path on the worker)"
+    assert "worker" in job["input_path"]["description"] and job["input_path"]["examples"]
+    assert defs["FormTemplate"]["properties"]["model"]["examples"] == ["gpt-4o-mini"]
+    assert schema["required"] == ["job"]
+    flat = batch_run_flow.parameters.model_dump()
+    assert flat["required"] == ["input_path", "output_path"]
+    assert "worker" in flat["properties"]["input_path"]["description"]
+    assert flat["properties"]["model"]["examples"] == ["gpt-4o-mini"]
+
+
+def test_the_form_flow_runs_the_same_job(prefect_api, api_key, tmp_path: Path):
+    from batch_openai.flows.batch_flow import FormAdvanced, FormJob, FormTemplate, batch_form_flow
+
+    out = tmp_path / "out.jsonl"
+    with LocalBatchServer(step_seconds=0.0, api_key=api_key) as server, fast_flow_calls():
+        state = batch_form_flow(
+            job=FormJob(input_path=str(_records(tmp_path)), output_path=str(out), description="form run"),
+            template=FormTemplate(prompt_template="Say: {text}", model="gpt-4o-mini", id_field="review_id"),
+            advanced=FormAdvanced(poll_interval=0.05, base_url=server.base_url, max_rounds=1),
+            return_state=True,
+        )
+    assert state.is_completed() and state.message == "3 rows: 3 succeeded, 0 failed"
+    assert state.result()["total"] == 3
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(state.state_details.flow_run_id).name == "form run · gpt-4o-mini"
