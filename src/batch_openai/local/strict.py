@@ -29,6 +29,23 @@ class BodyChecker:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self._model_answers: dict[tuple[str, str], RequestProblem | None] = {}
+        self._catalogue: tuple[tuple[str, ...], str] = (config.models, config.unknown_models)
+
+    def _model_problem(self, url: str, model: str) -> RequestProblem | None:
+        """Wrong endpoint or unknown model, decided once per (endpoint, model) and catalogue."""
+        catalogue = (self.config.models, self.config.unknown_models)
+        if catalogue != self._catalogue:  # add_models() or /_local/config changed it
+            self._model_answers.clear()
+            self._catalogue = catalogue
+        key = (url, model)
+        if key not in self._model_answers:
+            found = model_endpoint_problem(url, model)
+            reject = self.config.unknown_models == "reject"
+            if found is None and reject and not model_is_known(model, self.config.models):
+                found = unknown_model_problem(model)
+            self._model_answers[key] = found
+        return self._model_answers[key]
 
     def problem(self, url: str, body: dict[str, Any]) -> RequestProblem | None:
         """Why the endpoint would refuse `body`, or None."""
@@ -41,12 +58,7 @@ class BodyChecker:
         found = check_request(url, body, skip=skip)
         if found is not None or type(model) is not str:
             return found
-        found = model_endpoint_problem(url, model)
-        if found is not None:
-            return found
-        if self.config.unknown_models == "reject" and not model_is_known(model, self.config.models):
-            return unknown_model_problem(model)
-        return None
+        return self._model_problem(url, model)
 
     def answer(self, url: str, body: dict[str, Any]) -> Answer | None:
         """The error answer for a refused body, or None."""

@@ -86,12 +86,16 @@ def _models() -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in _load("models.json")["models"].items()}
 
 
+@functools.cache
+def _all_models() -> frozenset[str]:
+    return frozenset().union(*_models().values())
+
+
 def known_models(endpoint: str | None = None) -> frozenset[str]:
     """Model ids the spec names for an endpoint (or for any endpoint)."""
-    models = _models()
     if endpoint is not None:
-        return models.get(endpoint, frozenset())
-    return frozenset().union(*models.values())
+        return _models().get(endpoint, frozenset())
+    return _all_models()
 
 
 def _base_model(model: str) -> str:
@@ -396,11 +400,17 @@ def _shape(value: Any, free: frozenset[str], key: str | None = None) -> Any:
 
 
 _STRICT_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_SCALARS = frozenset({str, int, float, bool})
+_MISS = object()
 _VALUE_CACHE: dict[tuple[str, str, type, Any], RequestProblem | None] = {}
 
 
 def check_value(endpoint: str, name: str, value: Any) -> RequestProblem | None:
     """Check one top-level parameter of a request body (None: it is valid)."""
+    if type(value) in _SCALARS:  # the common case first: a value seen before
+        hit = _VALUE_CACHE.get((endpoint, name, type(value), value), _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
     validator = _validators(endpoint).get(name)
     if validator is None:
         return RequestProblem(f"Unknown parameter: '{name}'.", "unknown_parameter", name)
@@ -458,9 +468,8 @@ def check_request(
         if name not in body or body[name] is None:
             msg = f"Missing required parameter: '{name}'."
             return RequestProblem(msg, "missing_required_parameter", name)
-    skipped = frozenset(skip)
     for name, value in body.items():
-        if name in skipped:
+        if name in skip:
             continue
         problem = check_value(endpoint, name, value)
         if problem is not None:
