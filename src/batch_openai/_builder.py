@@ -115,7 +115,7 @@ class BatchRequestBuilder:
         except BatchValidationError as exc:
             if custom_id is None and line is None:  # name the request by its position instead
                 raise BatchValidationError(
-                    str(exc).replace("request:", self._label(None, None) + ":", 1)
+                    str(exc).replace("request:", self._label(None, None) + ":", 1), param=exc.param
                 ) from None
             raise
         try:
@@ -192,16 +192,15 @@ class BatchRequestBuilder:
                 encoded = _dumps(body, None, _DUMPS_OPTS)
             except (BatchValidationError, TypeError):
                 return self._append(_CHAT, body, custom_id)  # the general path names the problem
-            if plain or b"null" not in encoded:  # else a NaN may hide in it: let the general path look
+            runs = self._runs
+            new_run = not runs or runs[-1][2] != model or runs[-1][1] != _CHAT
+            # A model not seen just before gets the general path once: the endpoint/model checks run there.
+            if not new_run and (plain or b"null" not in encoded):  # else a NaN may hide: the general path
                 if custom_id is not None:
                     self._explicit.add(custom_id)
                     if custom_id in self._generated:
                         self._final, self._generated = None, set()
-                ids = self._ids
-                ids.append(custom_id)
-                runs = self._runs
-                if not runs or runs[-1][2] != model or runs[-1][1] != _CHAT:
-                    runs.append((len(ids) - 1, _CHAT, model))
+                self._ids.append(custom_id)
                 self._bodies.append(encoded[1:])  # compact_body, inlined
                 return self
             return self._append(_CHAT, body, custom_id)

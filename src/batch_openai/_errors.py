@@ -55,10 +55,12 @@ class BatchValidationError(OpenAIBatchError, ValueError):
         line: int | None = None,
         status_code: int | None = None,
         request_id: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(redact(message))
         self.custom_id = custom_id
         self.line = line
+        self.param = param  # the request parameter at fault, when one is
         self.status_code = status_code
         self.request_id = request_id
 

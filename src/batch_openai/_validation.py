@@ -240,7 +240,7 @@ def _spec_error(problem: RequestProblem, custom_id: str | None, line: int | None
         custom_id,
         line,
     )
-    err.param = problem.param  # type: ignore[attr-defined]
+    err.param = problem.param
     return err
 
 

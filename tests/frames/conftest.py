@@ -22,8 +22,8 @@ if _FLOWS_TESTS not in sys.path:
 
 @pytest.fixture(scope="module")
 def fast_server() -> Iterator[LocalBatchServer]:
-    """A local Batch API server that finishes batches as fast as it can."""
-    with LocalBatchServer(step_seconds=0.0, seed=0) as srv:
+    """A local Batch API server that finishes batches as fast as it can (and knows the tests' house model)."""
+    with LocalBatchServer(step_seconds=0.0, seed=0, models=["house-model-1"]) as srv:
         yield srv
 
 

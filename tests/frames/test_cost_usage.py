@@ -136,7 +136,7 @@ def test_estimate_without_output_limits_is_unbounded_above() -> None:
     assert est.high is None and est.low > 0
     assert est.by_model["text-embedding-3-small"].max_output_tokens == 0  # embeddings have no output
     assert est.by_model["gpt-4o-mini"].max_output_tokens is None
-    completions = BatchRequestBuilder().add_completion("hi", model="gpt-4o-mini", n=2)
+    completions = BatchRequestBuilder().add_completion("hi", model="gpt-3.5-turbo-instruct", n=2)
     assert completions.estimate_cost().max_output_tokens == 32  # the endpoint's default of 16, times n
 
 

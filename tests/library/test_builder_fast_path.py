@@ -95,3 +95,17 @@ def test_to_jsonl_keeps_order_across_models_and_endpoints(tmp_path: Path) -> Non
     assert [r["custom_id"] for r in rows] == b.custom_ids
     assert rows[7]["url"] == "/v1/embeddings" and rows[7]["body"]["input"] == "text 7"
     assert rows[3]["body"] == {"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "q 3"}]}
+
+
+def test_the_fast_path_still_refuses_a_model_of_another_endpoint() -> None:
+    """A plain chat body naming an embedding model is caught although it takes the fast path."""
+    from batch_openai import BatchRequestBuilder, BatchValidationError
+
+    b = BatchRequestBuilder()
+    b.add([{"role": "user", "content": "hi"}], model="gpt-4o-mini", custom_id="ok")
+    with pytest.raises(BatchValidationError) as refused:
+        b.add([{"role": "user", "content": "hi"}], model="text-embedding-3-small", custom_id="bad")
+    assert refused.value.param == "model"
+    assert len(b) == 1  # nothing half-added
+    b.add([{"role": "user", "content": "again"}], model="gpt-4o-mini", custom_id="ok2")
+    assert b.custom_ids == ["ok", "ok2"]
