@@ -216,6 +216,19 @@ class ProgressBoard:
                 )
         return percent
 
+    def fail(self, reason: str) -> None:
+        """Say on the progress artifact that the run failed, and why (else it stays where it was)."""
+        with self._lock:
+            description = f"**Failed**: {reason}\n\n{self.describe()}"
+            percent = self.percent()
+        if self._artifact_id is not None:
+            from prefect.artifacts import update_progress_artifact
+
+            with contextlib.suppress(Exception):
+                update_progress_artifact(
+                    artifact_id=self._artifact_id, progress=percent, description=description
+                )
+
     def describe(self) -> str:
         """The per-batch markdown table shown under the bar."""
         lines = [

@@ -522,26 +522,31 @@ def batch_run_flow(
         "run_dir": str(run_dir),
         "run_id": run_id,
     }
-    shards = build_shards(native, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
-    run_tags = [
-        *(f"model:{m}" for m in sorted({str(s["model"]) for s in shards if s["model"]})),
-        *(f"endpoint:{e}" for e in sorted({str(s["endpoint"]) for s in shards if s["endpoint"]})),
-        f"mode:{'template' if template_mode else 'requests'}",
-        f"wait:{wait_mode}",
-    ]
-    _tag_run(run_tags)
-    params = {
-        "max_rounds": max_rounds,
-        "batch_size": batch_size,
-        "max_bytes": max_bytes,
-        "max_enqueued_tokens": max_enqueued_tokens,
-        "output_format": output_format,
-        "response_schema": response_schema,
-        "response_model": response_model,
-        "prices": prices,
-    }
-    with tags(*run_tags):
-        summary = _run_rounds(shards, native, run_dir, out, opts, params)
+    try:  # a failure from here on is shown on the progress artifact too (a suspension is no Exception)
+        shards = build_shards(native, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
+        run_tags = [
+            *(f"model:{m}" for m in sorted({str(s["model"]) for s in shards if s["model"]})),
+            *(f"endpoint:{e}" for e in sorted({str(s["endpoint"]) for s in shards if s["endpoint"]})),
+            f"mode:{'template' if template_mode else 'requests'}",
+            f"wait:{wait_mode}",
+        ]
+        _tag_run(run_tags)
+        params = {
+            "max_rounds": max_rounds,
+            "batch_size": batch_size,
+            "max_bytes": max_bytes,
+            "max_enqueued_tokens": max_enqueued_tokens,
+            "output_format": output_format,
+            "response_schema": response_schema,
+            "response_model": response_model,
+            "prices": prices,
+        }
+        with tags(*run_tags):
+            summary = _run_rounds(shards, native, run_dir, out, opts, params)
+    except Exception as exc:
+        board.fail(_one_line(exc))
+        drop_board(run_id)
+        raise
     publish_summary(summary)
     rows_file = Path(out) if infer_format(out, output_format) == "jsonl" else run_dir / "result.jsonl"
     failed_rows = summary["total"] - summary["outcomes"].get("succeeded", 0)

@@ -211,3 +211,22 @@ def test_the_form_flow_runs_the_same_job(prefect_api, api_key, tmp_path: Path):
 
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(state.state_details.flow_run_id).name == "form run · gpt-4o-mini"
+
+
+def test_a_run_that_fails_midway_says_so_on_its_progress_artifact(
+    prefect_api, api_key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import batch_openai.flows.batch_flow as batch_flow
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the service went away for good")
+
+    monkeypatch.setattr(batch_flow, "_run_rounds", broken)
+    src = write_requests(tmp_path / "in.jsonl", 2, prefix="mid")
+    with LocalBatchServer(step_seconds=0.0, api_key=api_key) as server, fast_flow_calls():
+        state = batch_run_flow(
+            str(src), str(tmp_path / "o.jsonl"), base_url=server.base_url, return_state=True
+        )
+    assert state.is_failed()
+    (progress,) = [a for a in _artifacts(state.state_details.flow_run_id) if a.key == "batch-openai-progress"]
+    assert "**Failed**: the service went away for good" in progress.description
