@@ -25,7 +25,7 @@ from prefect.logging import get_run_logger
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
 
-from batch_openai import BatchAuthError, BatchTransientError, fingerprint_file
+from batch_openai import BatchAuthError, BatchTransientError
 from batch_openai.flows.artifacts import (
     board_for,
     drop_board,
@@ -43,6 +43,15 @@ from batch_openai.flows.results import (
     merge_rows,
     write_retry_input,
     write_rows,
+)
+from batch_openai.flows.reuse import (
+    STORE_NAME,
+    AnswerStore,
+    previous_key,
+    remember,
+    same_file,
+    snapshot_input,
+    split_reusable,
 )
 from batch_openai.flows.suspend import wait_by_suspending
 from batch_openai.flows.tasks import (
@@ -420,6 +429,7 @@ def batch_run_flow(
     max_enqueued_tokens: int | dict[str, int] | None = None,
     response_schema: dict[str, Any] | str | None = None,
     response_model: str | None = None,
+    reuse: bool = True,
 ) -> dict[str, Any]:
     """Run bulk LLM work through the Batch API and write one row per input with its outcome.
 
@@ -456,6 +466,8 @@ def batch_run_flow(
             validated object, or null) and `parse_error`.
         response_model: The same with a Pydantic model, as `"package.module:Model"` importable on the
             worker.
+        reuse: Reuse finished answers: a request (url and body) that an earlier run in this work
+            directory answered successfully is not submitted again, whatever its custom_id.
     """
     log = get_run_logger()
     from prefect.runtime import flow_run
@@ -498,9 +510,15 @@ def batch_run_flow(
                     rendered.result()  # a bug: raise it as it is
                 raise _Mistake(exc)
             native = str(rendered.result())
-        else:
-            native = str(Path(input_path).expanduser().resolve())
-            run_dir = root / fingerprint_file(native)[:16]
+        else:  # the run works from a copy: editing the input while it waits changes nothing
+            snapshot, key = snapshot_input(input_path, root)
+            native, run_dir = str(snapshot), snapshot.parent
+        previous = previous_key(input_path, key, root)
+        if previous not in (None, key):
+            log.warning(
+                "%s changed since its last run here: finished answers are reused, the rest submitted",
+                Path(input_path).name,
+            )
         try:
             _check_service(base_url, api_key_block)
         except USER_MISTAKES as exc:
@@ -523,7 +541,15 @@ def batch_run_flow(
         "run_id": run_id,
     }
     try:  # a failure from here on is shown on the progress artifact too (a suspension is no Exception)
-        shards = build_shards(native, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
+        # The same input again re-attaches to its own batches (the submit cache); a new or edited one
+        # takes every answer an earlier run finished.
+        reused = _reuse_answers(native, run_dir, root) if reuse and previous != key else None
+        to_submit = native if reused is None else reused["remaining"]
+        shards = (
+            build_shards(to_submit, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
+            if reused is None or reused["submitted"]
+            else []
+        )
         run_tags = [
             *(f"model:{m}" for m in sorted({str(s["model"]) for s in shards if s["model"]})),
             *(f"endpoint:{e}" for e in sorted({str(s["endpoint"]) for s in shards if s["endpoint"]})),
@@ -540,6 +566,8 @@ def batch_run_flow(
             "response_schema": response_schema,
             "response_model": response_model,
             "prices": prices,
+            "reused": reused,
+            "store": str(root / STORE_NAME) if reuse else None,
         }
         with tags(*run_tags):
             summary = _run_rounds(shards, native, run_dir, out, opts, params)
@@ -562,6 +590,21 @@ def batch_run_flow(
     return Completed(message=line, data=summary)  # type: ignore[return-value]
 
 
+def _reuse_answers(native: str, run_dir: Path, root: Path) -> dict[str, Any]:
+    """Split off the requests whose answers an earlier run already paid for (see `flows.reuse`)."""
+    with AnswerStore(root / STORE_NAME) as store:
+        reused, left = split_reusable(
+            Path(native), store, run_dir / "reused.rows.jsonl", run_dir / "to-submit.jsonl"
+        )
+    get_run_logger().info("reused %s, submitted %s", f"{reused:,}", f"{left:,}")
+    return {
+        "reused": reused,
+        "submitted": left,
+        "rows": str(run_dir / "reused.rows.jsonl"),
+        "remaining": str(run_dir / "to-submit.jsonl") if reused else native,
+    }
+
+
 def _checked_inputs(
     input_path: str,
     output_path: str,
@@ -577,6 +620,11 @@ def _checked_inputs(
 
     try:
         _check_input(input_path, prompt_template, model)
+        if same_file(input_path, output_path):
+            raise ValueError(
+                f"output_path {output_path!r} is the input file (the same path, a hard link or a symlink): "
+                "writing the rows there would destroy the input; choose another output path"
+            )
         if prompt_template:
             template_fields(prompt_template)
         out = str(check_output_path(output_path))  # an unwritable output fails now, before anything is paid
@@ -597,11 +645,15 @@ def _run_rounds(
     """Every round (submit → wait → collect, then the retryable lines again), the merge, and the summary."""
     log = get_run_logger()
     max_rounds = params["max_rounds"]
+    reused = params["reused"]
     first_shards = shards
     shards = _label_shards(shards, 1)
     rows_by_round: list[list[str]] = []
     summaries: list[dict[str, Any]] = []
     for round_no in range(1, max(1, max_rounds) + 1):
+        if not shards:  # every answer was reused: nothing to submit
+            rows_by_round.append([])
+            break
         round_dir = run_dir / f"round-{round_no}"
         collected = []
         for wave in _queue_waves(shards, params["max_enqueued_tokens"]):
@@ -627,8 +679,17 @@ def _run_rounds(
             ),
             round_no + 1,
         )
-    # One round over one (endpoint, model): the shards, in build order, are the input order.
-    in_order = len(rows_by_round) == 1 and len({(s["endpoint"], s["model"]) for s in first_shards}) == 1
+    if params["store"] is not None and summaries:  # this run's succeeded answers serve later runs
+        with AnswerStore(params["store"]) as store:
+            remember([c["rows_path"] for c in summaries], [c["shard_path"] for c in summaries], store)
+    if reused is not None and reused["reused"]:  # reused rows first; this run's rows replace none of them
+        rows_by_round[0].insert(0, reused["rows"])
+    # One round over one (endpoint, model), nothing reused: the shards, in build order, are the input order.
+    in_order = (
+        len(rows_by_round) == 1
+        and not (reused and reused["reused"])
+        and len({(s["endpoint"], s["model"]) for s in first_shards}) == 1
+    )
     if in_order:
         by_shard = {c["shard_path"]: c["rows_path"] for c in summaries}
         rows_by_round = [[by_shard[s["path"]] for s in first_shards]]
@@ -659,6 +720,8 @@ def _run_rounds(
         "batch_ids": [s["batch_id"] for s in summaries],
         "rounds": len(rows_by_round),
         "work_dir": str(run_dir),
+        "reused": reused["reused"] if reused else 0,
+        "submitted": reused["submitted"] if reused else sum(s["count"] for s in first_shards),
     }
     if "parse" in merged:
         summary["parse"] = merged["parse"]

@@ -56,11 +56,18 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
 
 def infer_format(path: str | os.PathLike[str], requested: str | None = None) -> OutputFormat:
-    """The output format: the one requested, else the file suffix (.csv, .parquet), else JSONL."""
+    """The output format: the one requested, else the file suffix (.jsonl, .json, .csv, .parquet, or none:
+    JSONL). Any other suffix (`out.xlsx`) is refused unless `requested` says what to write."""
     fmt = (requested or "").lower().lstrip(".")
     if not fmt:
         suffix = Path(path).suffix.lower()
-        fmt = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "jsonl")
+        known = {"": "jsonl", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+        fmt = {**known, ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "")
+        if not fmt:
+            raise ValueError(
+                f"output {Path(path).name!r}: the suffix {suffix!r} names no format this can write; use "
+                ".jsonl, .csv or .parquet, or say what to write with --output-format / output_format"
+            )
     if fmt not in ("jsonl", "csv", "parquet"):
         raise ValueError(f"unknown output format {fmt!r}: use one of jsonl, csv, parquet")
     return fmt  # type: ignore[return-value]

@@ -24,7 +24,7 @@ from batch_openai.flows.output import atomic_binary
 __all__ = [
     "STORE_NAME",
     "AnswerStore",
-    "input_changed",
+    "previous_key",
     "remember",
     "request_key",
     "same_file",
@@ -187,9 +187,9 @@ def snapshot_input(input_path: str | Path, root: Path) -> tuple[Path, str]:
     return target, key
 
 
-def input_changed(input_path: str | Path, key: str, root: Path) -> str | None:
-    """The content key of the last run of this input path when it differs from `key` (the input was
-    edited since), else None; records `key` as the latest."""
+def previous_key(input_path: str | Path, key: str, root: Path) -> str | None:
+    """The content key of the last run of this input path (None on its first run); records `key` as
+    the latest."""
     import os
 
     name = hashlib.sha256(str(Path(input_path).expanduser().resolve()).encode()).hexdigest()[:16]
@@ -199,7 +199,7 @@ def input_changed(input_path: str | Path, key: str, root: Path) -> str | None:
     tmp = pointer.with_name(f".{name}.{os.getpid()}")
     tmp.write_text(key)
     os.replace(tmp, pointer)
-    return previous if previous and previous != key else None
+    return previous
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

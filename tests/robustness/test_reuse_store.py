@@ -67,17 +67,18 @@ def test_prune_forgets_old_answers(tmp_path: Path) -> None:
 
 
 def test_the_run_works_from_a_snapshot_named_by_content(tmp_path: Path) -> None:
-    from batch_openai.flows.reuse import input_changed, snapshot_input
+    from batch_openai.flows.reuse import previous_key, snapshot_input
 
     src = _write(tmp_path / "in.jsonl", [_line("1", "one")])
     snap, key = snapshot_input(src, tmp_path / "work")
     assert snap.read_bytes() == src.read_bytes() and snap.parent.name == key
     src.write_bytes(b"edited while the run waits\n")
     assert snap.read_bytes() != src.read_bytes()  # the run's copy is untouched
-    assert input_changed(src, key, tmp_path / "work") is None  # first run of this path
+    assert previous_key(src, key, tmp_path / "work") is None  # first run of this path
+    assert previous_key(src, key, tmp_path / "work") == key  # unchanged
     _write(src, [_line("1", "one"), _line("2", "two")])
     _, new_key = snapshot_input(src, tmp_path / "work")
-    assert input_changed(src, new_key, tmp_path / "work") == key
+    assert previous_key(src, new_key, tmp_path / "work") == key != new_key
 
 
 def test_an_output_that_is_the_input_is_recognised(tmp_path: Path) -> None:
