@@ -85,8 +85,10 @@ def main() -> int:
     for name, twin, ratio, n in sorted(pairs, key=lambda p: -p[3]):
         if args.verbose or n >= 5:
             print(f"  {n:4d} lines  {ratio:.2f}  {name}  ~  {twin.split(':')[-1]}")
+    what = "lines (signatures included)" if args.with_signatures else "body lines"
     print(
-        f"async lines mirroring sync code (>= {args.threshold:.0%} alike once await is stripped): {total} in {len(pairs)} pairs"
+        f"async {what} mirroring sync code (>= {args.threshold:.0%} alike once await is stripped): "
+        f"{total} in {len(pairs)} pairs"
     )
     return 0
 
