@@ -1,6 +1,6 @@
 """Bulk document summarisation through the resumable Prefect flow, results joined back to the documents.
 
-    python examples/document_summarization.py [--out DIR]            # local Batch API, ephemeral Prefect
+    python examples/document_summarization.py [--out DIR]            # local Batch API, local Prefect
     python examples/document_summarization.py --openai [--out DIR]   # OpenAI's Batch API (OPENAI_API_KEY)
 
 The library builds and checks the requests (`BatchRequestBuilder.to_jsonl`); the flow

@@ -1,6 +1,6 @@
 """Your own Prefect flow, built from batch-openai's public tasks: submit, wait, parse.
 
-    python examples/own_flow.py [--out DIR]            # local Batch API, ephemeral Prefect (no key)
+    python examples/own_flow.py [--out DIR]            # local Batch API, local Prefect (no key)
     python examples/own_flow.py --openai [--out DIR]   # OpenAI's Batch API (OPENAI_API_KEY)
 
 `submit_batch` is cached by content: kill this script after it printed `submitted` and run it again with

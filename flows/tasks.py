@@ -131,12 +131,20 @@ def build_shards(
 ) -> list[dict[str, Any]]:
     """Validate requests (a `BatchRequestBuilder` or a native batch-input JSONL) and write content-named
     shard files, one per batch; returns their records (path, endpoint, model, count, fingerprint)."""
+    shards = _write_shards(source, Path(shard_dir), max_requests, max_bytes)
+    count = sum(s["count"] for s in shards)
+    get_run_logger().info("round %d: %d request(s) in %d shard(s)", round_no, count, len(shards))
+    return shards
+
+
+def _write_shards(source: Any, shard_dir: Path, max_requests: int, max_bytes: int) -> list[dict[str, Any]]:
+    """A builder's shards, or a JSONL file's, streamed (a million requests never sit in memory)."""
     from batch_openai import BatchRequestBuilder
 
-    builder = source if isinstance(source, BatchRequestBuilder) else BatchRequestBuilder.from_jsonl(source)
-    shards = builder.write_shards(shard_dir, max_requests=max_requests, max_bytes=max_bytes)
-    get_run_logger().info("round %d: %d request(s) in %d shard(s)", round_no, len(builder), len(shards))
-    return [shard_record(s) for s in shards]
+    limits = {"max_requests": max_requests, "max_bytes": max_bytes}
+    if isinstance(source, BatchRequestBuilder):
+        return [shard_record(s) for s in source.write_shards(shard_dir, **limits)]
+    return [shard_record(s) for s in BatchRequestBuilder.shard_jsonl(source, shard_dir, **limits)]
 
 
 # ---------------------------------------------------------------- submit
@@ -234,14 +242,8 @@ def _submit_shard_named(shard: dict[str, Any]) -> Any:
 
 
 def _shards_of(source: Any, work_dir: str | None, max_requests: int, max_bytes: int) -> list[dict[str, Any]]:
-    from batch_openai import BatchRequestBuilder
-
-    builder = source if isinstance(source, BatchRequestBuilder) else BatchRequestBuilder.from_jsonl(source)
     shard_dir = work_root(work_dir) / "shards"  # content-named files: equal requests, equal names
-    return [
-        shard_record(s)
-        for s in builder.write_shards(shard_dir, max_requests=max_requests, max_bytes=max_bytes)
-    ]
+    return _write_shards(source, shard_dir, max_requests, max_bytes)
 
 
 # ---------------------------------------------------------------- wait

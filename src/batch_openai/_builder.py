@@ -290,37 +290,52 @@ class BatchRequestBuilder:
     ) -> list[Shard]:
         """`from_jsonl(path).write_shards(directory)` for a file of any size: the same checks, errors and
         shard files, with the requests streamed `chunk` at a time instead of held in memory."""
+        sink = ShardSink(
+            directory, max_requests=min(max_requests, MAX_REQUESTS), max_bytes=min(max_bytes, MAX_FILE_BYTES)
+        )
+        try:
+            cls._stream_jsonl(path, sink, check_models, chunk)
+        except BaseException:
+            sink.abort()
+            raise
+        return sink.close()
+
+    @classmethod
+    def check_jsonl(
+        cls, path: str | os.PathLike[str], *, check_models: bool = True, chunk: int = 20_000
+    ) -> int:
+        """Every check `from_jsonl` makes, streamed, keeping nothing: the number of requests, or the
+        `BatchValidationError` naming the first bad line."""
+        return cls._stream_jsonl(path, None, check_models, chunk)
+
+    @classmethod
+    def _stream_jsonl(
+        cls, path: str | os.PathLike[str], sink: ShardSink | None, check_models: bool, chunk: int
+    ) -> int:
         p = Path(path)
         if not p.is_file():
             raise BatchValidationError(
                 f"input file {str(p)!r} does not exist (or is not a file); check the path"
             )
         seen: set[str] = set()  # duplicate custom_ids are found across chunks
-        sink = ShardSink(
-            directory, max_requests=min(max_requests, MAX_REQUESTS), max_bytes=min(max_bytes, MAX_FILE_BYTES)
-        )
         count = 0
-        try:
-            part = cls(check_models=check_models)
-            part._explicit = seen
-            for number, custom_id, url, body in read_input_lines(p):
-                part._append(url, body, custom_id, line=number)
-                if len(part._ids) >= chunk:
-                    count += part._drain_into(sink)
-                    part = cls(check_models=check_models)
-                    part._explicit = seen
-            count += part._drain_into(sink)
-        except BaseException:
-            sink.abort()
-            raise
+        part = cls(check_models=check_models)
+        part._explicit = seen
+        for number, custom_id, url, body in read_input_lines(p):
+            part._append(url, body, custom_id, line=number)
+            if len(part._ids) >= chunk:
+                count += part._drain_into(sink)
+                part = cls(check_models=check_models)
+                part._explicit = seen
+        count += part._drain_into(sink)
         if not count:
             raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
-        return sink.close()
+        return count
 
-    def _drain_into(self, sink: ShardSink) -> int:
-        """Hand every request to `sink`; returns how many."""
-        if not self._ids:
-            return 0
+    def _drain_into(self, sink: ShardSink | None) -> int:
+        """Hand every request to `sink` (if any); returns how many."""
+        if not self._ids or sink is None:
+            return len(self._ids)
         for request in zip(
             self.custom_ids,
             self._expand(1),

@@ -54,6 +54,17 @@ def run(
             help="Your enqueued-token limit per model: submit shards in waves that fit under it.", min=1
         ),
     ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option(help="Write jsonl, csv or parquet whatever the --output suffix says."),
+    ] = None,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse/--no-reuse",
+            help="Reuse answers an earlier run in the work directory finished (by request content).",
+        ),
+    ] = True,
     prompt_template: Annotated[
         str | None,
         typer.Option(
@@ -114,11 +125,22 @@ def run(
     except (BatchValidationError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    from batch_openai.flows.output import OutputPathError, check_output_path  # light: no Prefect
+    from batch_openai.flows.output import (  # light: no Prefect
+        OutputPathError,
+        check_output_path,
+        infer_format,
+    )
+    from batch_openai.flows.reuse import same_file
 
     try:
         check_output_path(output)
-    except OutputPathError as exc:
+        infer_format(output, output_format)
+        if same_file(input_path, output):
+            raise ValueError(
+                f"--output {str(output)!r} is the input file (the same path, a hard link or a symlink): "
+                "writing the rows there would destroy the input; choose another output path"
+            )
+    except (OutputPathError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if batch_size < 1 or max_rounds < 1 or poll_interval <= 0:
@@ -151,6 +173,8 @@ def run(
             base_url=base_url,
             api_key_block=api_key_block,
             max_enqueued_tokens=max_enqueued_tokens,
+            output_format=output_format,
+            reuse=reuse,
             **template_options,
         )
     except BatchValidationError as exc:  # e.g. a shard over --max-enqueued-tokens: refused before upload
@@ -207,7 +231,7 @@ def _check_input(
             )
         if given:
             raise ValueError(f"{', '.join(given)} only apply in template mode; pass --prompt-template too")
-        BatchRequestBuilder.from_jsonl(input_path)
+        BatchRequestBuilder.check_jsonl(input_path)  # streamed: a million requests never sit in memory
         return {}
     if not model:
         raise ValueError("--prompt-template needs --model: the model every rendered request uses")
