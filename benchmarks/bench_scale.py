@@ -56,8 +56,8 @@ def main() -> None:
                 w for w in (serve.stdout.readline() if serve.stdout else "").split() if w.startswith("http")
             )
             env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
-            env.update(OPENAI_API_KEY=KEY, PREFECT_HOME=str(root / "prefect"),
-                       PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")  # fmt: skip
+            # Prefect's engine in a subprocess of the run, gone with it: nothing stays running afterwards.
+            env.update(OPENAI_API_KEY=KEY, PREFECT_HOME=str(root / "prefect"), BATCH_OPENAI_PREFECT_SERVER="off")
             out = root / "out.jsonl"
             cmd = [str(bin_dir / "batch-openai"), "run", str(src), "-o", str(out), "--base-url", url,
                    "--batch-size", str(args.batch_size), "--poll-interval", "1", "--max-poll-interval", "5",
