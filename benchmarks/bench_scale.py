@@ -57,7 +57,9 @@ def main() -> None:
             )
             env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
             # Prefect's engine in a subprocess of the run, gone with it: nothing stays running afterwards.
-            env.update(OPENAI_API_KEY=KEY, PREFECT_HOME=str(root / "prefect"), BATCH_OPENAI_PREFECT_SERVER="off")
+            env.update(
+                OPENAI_API_KEY=KEY, PREFECT_HOME=str(root / "prefect"), BATCH_OPENAI_PREFECT_SERVER="off"
+            )
             out = root / "out.jsonl"
             cmd = [str(bin_dir / "batch-openai"), "run", str(src), "-o", str(out), "--base-url", url,
                    "--batch-size", str(args.batch_size), "--poll-interval", "1", "--max-poll-interval", "5",
