@@ -34,7 +34,7 @@ from batch_openai.flows.artifacts import (
     publish_report,
     publish_summary,
 )
-from batch_openai.flows.client import MissingAPIKeyError
+from batch_openai.flows.client import MissingAPIKeyError, check_service
 from batch_openai.flows.output import atomic_binary, check_output_path, convert_jsonl, infer_format
 from batch_openai.flows.results import (
     USAGE_KEYS,
@@ -338,36 +338,6 @@ def _check_input(input_path: str, prompt_template: str | None, model: str | None
     return path
 
 
-def _check_service(base_url: str | None, api_key_block: str | None) -> None:
-    """One cheap call (`GET /batches?limit=1`): the service answers and accepts the key."""
-    import openai
-
-    from batch_openai.flows.client import build_client
-
-    client = build_client(base_url, api_key_block).with_options(max_retries=0, timeout=20.0)
-    where = str(client.base_url).rstrip("/")
-    try:
-        client.batches.list(limit=1)
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        source = f"the Prefect Secret block {api_key_block!r}" if api_key_block else "OPENAI_API_KEY"
-        raise BatchAuthError(
-            f"the Batch API at {where} refused the API key ({exc.status_code}); set a valid key in "
-            f"{source} on the worker",
-            status_code=exc.status_code,
-        ) from None
-    except openai.APIConnectionError as exc:
-        cause = exc.__cause__ or exc
-        raise BatchTransientError(
-            f"cannot reach the Batch API at {where} ({type(cause).__name__}); check base_url (or "
-            "OPENAI_BASE_URL on the worker) and that the service is up"
-        ) from None
-    except openai.NotFoundError:
-        raise ValueError(
-            f"{where} has no Batch API (404 on /batches); base_url must be the API root, e.g. "
-            "https://api.openai.com/v1"
-        ) from None
-
-
 def _tag_run(run_tags: list[str]) -> None:
     """Add tags to the current flow run (they show on the run page and in the Runs list filter)."""
     from prefect import get_client
@@ -520,7 +490,7 @@ def batch_run_flow(
                 Path(input_path).name,
             )
         try:
-            _check_service(base_url, api_key_block)
+            check_service(base_url, api_key_block)
         except USER_MISTAKES as exc:
             raise _Mistake(exc) from None
     except _Mistake as mistake:

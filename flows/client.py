@@ -59,3 +59,34 @@ def build_client(base_url: str | None = None, api_key_block: str | None = None) 
     from openai import OpenAI
 
     return OpenAI(api_key=resolve_api_key(api_key_block), base_url=resolve_base_url(base_url))
+
+
+def check_service(base_url: str | None, api_key_block: str | None) -> None:
+    """One cheap call (`GET /batches?limit=1`): the service answers and accepts the key; else a one-line
+    `BatchAuthError` (the key), `BatchTransientError` (unreachable) or `ValueError` (no Batch API there)."""
+    import openai
+
+    from batch_openai import BatchAuthError, BatchTransientError
+
+    client = build_client(base_url, api_key_block).with_options(max_retries=0, timeout=20.0)
+    where = str(client.base_url).rstrip("/")
+    try:
+        client.batches.list(limit=1)
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+        source = f"the Prefect Secret block {api_key_block!r}" if api_key_block else "OPENAI_API_KEY"
+        raise BatchAuthError(
+            f"the Batch API at {where} refused the API key ({exc.status_code}); set a valid key in "
+            f"{source} on the worker",
+            status_code=exc.status_code,
+        ) from None
+    except openai.APIConnectionError as exc:
+        cause = exc.__cause__ or exc
+        raise BatchTransientError(
+            f"cannot reach the Batch API at {where} ({type(cause).__name__}); check base_url (or "
+            "OPENAI_BASE_URL on the worker) and that the service is up"
+        ) from None
+    except openai.NotFoundError:
+        raise ValueError(
+            f"{where} has no Batch API (404 on /batches); base_url must be the API root, e.g. "
+            "https://api.openai.com/v1"
+        ) from None

@@ -66,6 +66,20 @@ def serve(
             help="Inject a fault: 'ROUTE=KIND[,nth=N][,rate=R][,times=T][,retry_after_ms=M]'. Repeatable."
         ),
     ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="A model to know beyond those OpenAI's spec names (e.g. a fine-tune). Repeatable."),
+    ] = None,
+    unknown_models: Annotated[
+        str, typer.Option(help="reject (a per-line 404 model_not_found, as OpenAI answers) or accept.")
+    ] = "reject",
+    strict_bodies: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict-bodies/--no-strict-bodies",
+            help="Check each line's body against OpenAI's schemas (default: on for mock, off for forward).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the local Batch API at http://HOST:PORT/v1 until interrupted."""
     import asyncio
@@ -79,22 +93,25 @@ def serve(
     temp_dir = None
     if state_dir is None:  # nothing asked to keep: a private directory, removed on exit
         temp_dir = state_dir = Path(tempfile.mkdtemp(prefix="batch-openai-local-"))
-    config = ServerConfig(
-        state_dir=state_dir,
-        step_seconds=step_seconds,
-        seed=seed,
-        api_key=api_key,
-        responder=responder,
-        upstream=upstream,
-        upstream_api_key=os.environ.get(upstream_api_key_env) or None,
-        concurrency=concurrency,
-        enqueued_token_limit=enqueued_token_limit,
-        completion_window_seconds=completion_window_seconds,
-        shuffle_output=shuffle_output,
-        line_failure_rate=line_failure_rate,
-        stall_finalizing_seconds=stall_finalizing,
-    )
-    try:
+    try:  # a bad setting (e.g. --unknown-models sideways) is one line, and the temp dir goes
+        config = ServerConfig(
+            state_dir=state_dir,
+            step_seconds=step_seconds,
+            seed=seed,
+            api_key=api_key,
+            responder=responder,
+            upstream=upstream,
+            upstream_api_key=os.environ.get(upstream_api_key_env) or None,
+            concurrency=concurrency,
+            enqueued_token_limit=enqueued_token_limit,
+            completion_window_seconds=completion_window_seconds,
+            shuffle_output=shuffle_output,
+            line_failure_rate=line_failure_rate,
+            stall_finalizing_seconds=stall_finalizing,
+            models=tuple(model or ()),
+            unknown_models=unknown_models,
+            strict_bodies=strict_bodies,
+        )
         state = build_state(config)
         for spec in fault or []:
             _add_fault_spec(state.faults, spec)

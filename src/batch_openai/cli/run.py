@@ -109,7 +109,7 @@ def run(
     ] = None,
 ) -> None:
     """Run a batch job as a resumable Prefect flow; rerun the same command after a crash to resume."""
-    from batch_openai import BatchAuthError, BatchValidationError
+    from batch_openai import BatchAuthError, BatchTransientError, BatchValidationError
 
     template_options: dict[str, object] = {}
     try:  # fail fast, before Prefect starts or anything is uploaded
@@ -146,12 +146,13 @@ def run(
     if batch_size < 1 or max_rounds < 1 or poll_interval <= 0:
         typer.echo("error: --batch-size and --max-rounds must be >= 1 and --poll-interval > 0", err=True)
         raise typer.Exit(2)
-    if api_key_block is None:
-        from batch_openai.flows.client import MissingAPIKeyError, resolve_api_key
+    if api_key_block is None:  # (a key in a Secret block is read inside the flow, on the worker)
+        from batch_openai.flows.client import MissingAPIKeyError, check_service, resolve_api_key
 
         try:
             resolve_api_key(None)
-        except MissingAPIKeyError as exc:
+            check_service(base_url, None)  # a refused key or a dead URL: found now, not after start-up
+        except (MissingAPIKeyError, BatchAuthError, BatchTransientError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 
