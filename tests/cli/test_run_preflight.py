@@ -54,3 +54,22 @@ def test_an_output_that_is_the_input_is_refused(cli, src: Path, tmp_path: Path, 
     result = cli("run", str(src), "-o", str(target))
     assert_one_line_error(result, "is the input file")
     assert result.returncode == 2 and src.read_text() == LINE
+
+
+def test_a_full_disk_names_the_place_and_the_fix(cli, tmp_path: Path) -> None:
+    """A work directory on a full file system (a 64 KiB tmpfs): one line naming where and what to do."""
+    import subprocess
+
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)]).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        src = tmp_path / "big.jsonl"  # ~700 KB: more than the file system holds
+        long_line = LINE.replace("hi", "hello " * 40)
+        src.write_text("".join(long_line.replace('"a"', f'"r{i}"') for i in range(1500)))
+        result = cli("run", str(src), "-o", str(tmp_path / "out.jsonl"), "--work-dir", str(full / "work"))
+        assert_one_line_error(result, "No space left on device", str(full / "work"), "free some space")
+        assert "rerun" not in result.stderr
+    finally:
+        subprocess.run(["umount", str(full)])

@@ -186,6 +186,17 @@ def run(
             f"error: the service refused the API key ({exc}); fix OPENAI_API_KEY or --api-key-block", err=True
         )
         raise typer.Exit(1) from None
+    except OSError as exc:  # a full disk, a read-only or vanished directory: a rerun alone cannot help
+        import errno
+
+        from batch_openai.flows.tasks import work_root
+
+        where = (
+            f" at {exc.filename}" if exc.filename else f" in {work_root(str(work_dir) if work_dir else None)}"
+        )
+        fix = "free some space" if exc.errno == errno.ENOSPC else "fix the path or its permissions"
+        typer.echo(f"error: cannot write{where} ({exc.strerror or exc}); {fix}, then run it again", err=True)
+        raise typer.Exit(1) from None
     except Exception as exc:  # one line, no traceback: the Prefect UI / logs hold the details
         typer.echo(
             f"error: the run did not finish ({type(exc).__name__}: {exc}); rerun the same command to resume",
