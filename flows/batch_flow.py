@@ -560,18 +560,26 @@ def batch_run_flow(
     return Completed(message=line, data=summary)  # type: ignore[return-value]
 
 
-def _reuse_answers(native: str, run_dir: Path, root: Path) -> dict[str, Any]:
-    """Split off the requests whose answers an earlier run already paid for (see `flows.reuse`)."""
-    with AnswerStore(root / STORE_NAME) as store:
+def _reuse_answers(native: str, run_dir: Path, root: Path) -> dict[str, Any] | None:
+    """Split off the requests whose answers an earlier run already paid for (see `flows.reuse`); None
+    when nothing can be reused (an empty store, or no request of this input in it)."""
+    store_path = root / STORE_NAME
+    if not store_path.exists():
+        return None
+    with AnswerStore(store_path) as store:
+        if not len(store):
+            return None
         reused, left = split_reusable(
-            Path(native), store, run_dir / "reused.rows.jsonl", run_dir / "to-submit.jsonl"
+            Path(native), store, run_dir / "reused-rows.jsonl", run_dir / "to-submit.jsonl"
         )
     get_run_logger().info("reused %s, submitted %s", f"{reused:,}", f"{left:,}")
+    if not reused:
+        return None
     return {
         "reused": reused,
         "submitted": left,
-        "rows": str(run_dir / "reused.rows.jsonl"),
-        "remaining": str(run_dir / "to-submit.jsonl") if reused else native,
+        "rows": str(run_dir / "reused-rows.jsonl"),
+        "remaining": str(run_dir / "to-submit.jsonl"),
     }
 
 

@@ -39,12 +39,13 @@ def free_port() -> int:
 def write_requests(
     path: Path, n: int, *, prefix: str = "r", model: str = "gpt-4o-mini", start: int = 0
 ) -> Path:
-    """A native batch-input JSONL with `n` chat requests (custom_ids `{prefix}{i}`)."""
+    """A native batch-input JSONL with `n` chat requests (custom_ids `{prefix}{i}`); the prefix is in the
+    prompt too, so files of different prefixes share no request content (answers are reused by content)."""
     with open(path, "w") as fh:
         for i in range(start, start + n):
             body = {
                 "model": model,
-                "messages": [{"role": "user", "content": f"Say something about item {i}."}],
+                "messages": [{"role": "user", "content": f"Say something about {prefix} item {i}."}],
             }
             line = {
                 "custom_id": f"{prefix}{i}",

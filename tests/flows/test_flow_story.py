@@ -102,7 +102,7 @@ def test_a_bug_still_logs_its_traceback(prefect_api, api_key, tmp_path: Path, mo
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(batch_flow, "_check_service", broken)
+    monkeypatch.setattr(batch_flow, "check_service", broken)
     src = write_requests(tmp_path / "in.jsonl", 2, prefix="bug")
     with fast_flow_calls():
         state = batch_run_flow(str(src), str(tmp_path / "o.jsonl"), return_state=True)

@@ -70,7 +70,10 @@ def test_an_output_path_that_can_never_be_written_is_refused(tmp_path: Path):
 def test_output_format_follows_the_suffix_unless_asked(tmp_path: Path):
     assert infer_format(tmp_path / "a.csv") == "csv"
     assert infer_format(tmp_path / "a.parquet") == "parquet"
-    assert infer_format(tmp_path / "a.out") == "jsonl"
+    assert infer_format(tmp_path / "a") == infer_format(tmp_path / "a.jsonl") == "jsonl"
+    with pytest.raises(ValueError, match=r"'\.out' names no format"):
+        infer_format(tmp_path / "a.out")  # an unknown suffix is refused ...
+    assert infer_format(tmp_path / "a.out", "jsonl") == "jsonl"  # ... unless the format is given
     assert infer_format(tmp_path / "a.csv", "jsonl") == "jsonl"
     with pytest.raises(ValueError, match="jsonl, csv, parquet"):
         infer_format(tmp_path / "a", "xlsx")
