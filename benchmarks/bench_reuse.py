@@ -59,7 +59,7 @@ def main() -> int:
             first = run_batch(src, root / "out.jsonl", **opts)
             before = sent()
             new = json.loads(lines[0])
-            new["custom_id"], new["body"]["messages"][0]["content"] = "new", "a new line"
+            new["custom_id"], new["body"]["messages"][0]["content"] = "new", f"a new line ({case})"
             if case == "insert":
                 lines.insert(0, json.dumps(new))
             elif case == "append":
