@@ -25,20 +25,10 @@ from prefect.context import TaskRunContext
 from prefect.locking.filesystem import FileSystemLockManager
 
 from batch_openai import fingerprint_file
+from batch_openai.flows.embedded import pid_alive
 
 LOCK_HOLD_SECONDS = 3600.0  # backstop for locks left by a dead process on another host
 _HOST = socket.gethostname()
-
-
-def _pid_alive(pid: int) -> bool:
-    """True while a process with this pid exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StaleAwareLockManager(FileSystemLockManager):
@@ -107,7 +97,7 @@ class StaleAwareLockManager(FileSystemLockManager):
             and info.get("host") == _HOST
             and isinstance(info.get("pid"), int)
             and info["pid"] != os.getpid()
-            and not _pid_alive(info["pid"])
+            and not pid_alive(info["pid"])
         )
         if dead_holder:
             Path(info["path"]).unlink(missing_ok=True)  # type: ignore[index]

@@ -117,10 +117,8 @@ def state_file(home: Path) -> Path:
     return Path(home).expanduser() / STATE_NAME
 
 
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError, OSError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that exited: reap it
-            return False
+def pid_alive(pid: int) -> bool:
+    """True while a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -128,6 +126,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError, OSError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that exited: reap it
+            return False
+    return pid_alive(pid)
 
 
 def _healthy(port: int, timeout: float = 2.0) -> bool:
