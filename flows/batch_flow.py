@@ -35,7 +35,7 @@ from batch_openai.flows.artifacts import (
     publish_summary,
 )
 from batch_openai.flows.client import MissingAPIKeyError, check_service
-from batch_openai.flows.output import atomic_binary, check_output_path, convert_jsonl, infer_format
+from batch_openai.flows.output import check_output_path, convert_jsonl, infer_format
 from batch_openai.flows.results import (
     USAGE_KEYS,
     concatenate,
@@ -47,11 +47,14 @@ from batch_openai.flows.results import (
 from batch_openai.flows.reuse import (
     STORE_NAME,
     AnswerStore,
+    pointer_path,
     previous_key,
+    publish_segment,
     remember,
     same_file,
     snapshot_input,
     split_reusable,
+    sync_segments,
 )
 from batch_openai.flows.suspend import wait_by_suspending
 from batch_openai.flows.tasks import (
@@ -60,8 +63,9 @@ from batch_openai.flows.tasks import (
     collect_batch,
     submit_batch,
     wait_for_batch,
-    work_root,
 )
+from batch_openai.flows.workspace import Workspace, load_storage_block
+from batch_openai.storage import atomic_binary, basename, fetch, is_file, is_url, open_read, publish
 
 MAX_RESUBMITS = 5  # per shard and round: remote cancels/deletes (token-limit requeues happen in the wait)
 COLLECT_PARALLELISM = 4  # batches downloaded and classified at once
@@ -126,6 +130,9 @@ def merge_output(
     from batch_openai.flows.parsing import parse_rows_file, row_parser
 
     fmt = infer_format(output_path, output_format)
+    target = output_path
+    if is_url(output_path):  # written here, then published whole (one upload)
+        output_path = str(staged_output(merged_path, fmt))
     parser = row_parser(response_schema, response_model)
     direct = fmt == "jsonl" and parser is None  # the merged rows are the output
     merged: dict[str, Any] = {}
@@ -137,7 +144,14 @@ def merge_output(
         merged["parse"] = parse_rows_file(merged_path, output_path if fmt == "jsonl" else merged_path, parser)
     if fmt != "jsonl":
         convert_jsonl(merged_path, output_path, fmt)
+    if target != output_path:
+        publish(output_path, target)
     return merged
+
+
+def staged_output(merged_path: str | Path, fmt: str) -> Path:
+    """Where an output bound for a URL is written before it is published."""
+    return Path(merged_path).with_name(f"output.{fmt}")
 
 
 def _run_round(
@@ -149,7 +163,13 @@ def _run_round(
     row in the progress table.
     """
     log = get_run_logger()
-    conn = {"base_url": opts["base_url"], "api_key_block": opts["api_key_block"]}
+    Workspace.of(opts["work_dir"]).push(s["path"] for s in shards)  # a rerun elsewhere finds them
+    conn = {
+        "base_url": opts["base_url"],
+        "api_key_block": opts["api_key_block"],
+        "work_dir": opts["work_dir"],
+        "result_storage": opts["result_storage"],
+    }
     board = board_for(opts["run_id"])
     by_fp = {s["fingerprint"]: s for s in shards}
     label = {s["fingerprint"]: s["label"] for s in shards}
@@ -199,7 +219,7 @@ def _run_round(
     for start in range(0, len(order), COLLECT_PARALLELISM):
         wave = [
             write_batch_rows.with_options(task_run_name=f"collect {name} ({ref.batch_ids[0]})").submit(
-                ref, str(downloads), round_no
+                ref, str(downloads), round_no, work_dir=opts["work_dir"]
             )
             for ref, name in order[start : start + COLLECT_PARALLELISM]
         ]
@@ -214,22 +234,29 @@ def _label_shards(shards: list[dict[str, Any]], round_no: int) -> list[dict[str,
 
 
 @task(name="write-rows", task_run_name="rows of {ref.batch_ids[0]}")
-def write_batch_rows(ref: BatchRef, download_dir: str, round_no: int) -> dict[str, Any]:
+def write_batch_rows(
+    ref: BatchRef, download_dir: str, round_no: int, work_dir: str | None = None
+) -> dict[str, Any]:
     """Collect an ended batch (`collect_batch`) and write one row per shard line, in shard order.
 
     The rows file is named by batch id and written atomically; a terminal batch never changes, so a
-    rerun after a crash reuses a finished rows file instead of collecting again.
+    rerun after a crash reuses a finished rows file instead of collecting again. With a URL `work_dir`
+    the downloads, rows and summary are published there, and a run on another machine pulls them.
     """
+    workspace = Workspace.of(work_dir)
     rows_path = Path(download_dir) / f"{ref.batch_ids[0]}.rows.jsonl"
     summary_path = rows_path.with_suffix(".summary.json")
-    if rows_path.exists() and summary_path.exists():
+    if workspace.pull([summary_path, rows_path]):
         summary = orjson.loads(summary_path.read_bytes())
         if count_lines(rows_path) == sum(summary["outcomes"].values()):  # whole: reuse it
-            return summary
+            # paths are this machine's (a pulled summary names another's)
+            return {**summary, "rows_path": str(rows_path), "shard_path": ref.input_files[0]}
     result = collect_batch.fn(ref, download_dir)
     summary = write_rows(result, ref, rows_path, round_no)
     with atomic_binary(summary_path, durable=False) as fh:
         fh.write(orjson.dumps(summary))
+    batch_dir = Path(download_dir) / ref.batch_ids[0]
+    workspace.push([*sorted(batch_dir.glob("*.jsonl")), rows_path, summary_path])  # the summary last
     get_run_logger().info("batch %s: %s", ref.batch_ids[0], summary["outcomes"])
     return summary
 
@@ -278,7 +305,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _first_model(path: Any) -> str | None:
     """The model of a native batch-input file's first request, or None (never raises)."""
-    with contextlib.suppress(Exception), open(Path(str(path)).expanduser(), "rb") as fh:
+    with contextlib.suppress(Exception), open_read(str(path)) as fh:
         for line in fh:
             if line.strip():
                 model = orjson.loads(line).get("body", {}).get("model")
@@ -291,7 +318,7 @@ def run_name() -> str:
     from prefect.runtime import flow_run
 
     params = flow_run.parameters or {}
-    what = params.get("description") or Path(str(params.get("input_path") or "batch")).name
+    what = params.get("description") or basename(params.get("input_path") or "batch")
     model = params.get("model") or (
         None if params.get("prompt_template") else _first_model(params.get("input_path"))
     )
@@ -305,25 +332,32 @@ def _worker_path_hint() -> str:
     return f"on the worker {socket.gethostname()!r} (working directory {os.getcwd()})"
 
 
-def _check_input(input_path: str, prompt_template: str | None, model: str | None) -> Path:
-    """The input exists on this machine and fits the mode (records need a template, requests do not)."""
-    path = Path(input_path).expanduser()
-    if not path.is_file():
+def _check_input(input_path: str, prompt_template: str | None, model: str | None) -> None:
+    """The input (a path on this machine, or a URL) exists and fits the mode (records need a template,
+    requests do not)."""
+    if not is_file(input_path):
+        if is_url(input_path):
+            raise FileNotFoundError(
+                f"input_path {input_path!r} names no object (or these credentials cannot see it); check "
+                "the URL and the storage credentials"
+            )
+        path = Path(input_path).expanduser()
         kind = "a directory, not a file" if path.is_dir() else "a path that does not exist"
         raise FileNotFoundError(
             f"input_path {input_path!r} is {kind} {_worker_path_hint()}; give the path of a file this "
             "worker can read"
         )
+    name = basename(input_path)
     if prompt_template:
         if not model:
             raise ValueError("template mode needs `model`: the model every rendered request uses")
-        return path
-    if path.suffix.lower() in (".csv", ".tsv"):
+        return
+    if Path(name).suffix.lower() in (".csv", ".tsv"):
         raise ValueError(
-            f"input_path {path.name!r} is a CSV of records: give prompt_template (with {{column}} "
+            f"input_path {name!r} is a CSV of records: give prompt_template (with {{column}} "
             "placeholders) and model to turn each row into a request, or a native batch-input JSONL"
         )
-    with open(path, "rb") as fh:
+    with open_read(input_path) as fh:
         first = next((line for line in fh if line.strip()), b"")
     try:
         obj = orjson.loads(first) if first else None
@@ -331,11 +365,10 @@ def _check_input(input_path: str, prompt_template: str | None, model: str | None
         obj = None  # the builder names the line and the problem
     if isinstance(obj, dict) and "custom_id" not in obj and "body" not in obj:
         raise ValueError(
-            f"input_path {path.name!r} holds records (fields {sorted(obj)[:6]}), not batch requests: give "
+            f"input_path {name!r} holds records (fields {sorted(obj)[:6]}), not batch requests: give "
             "prompt_template and model to render them, or a native batch-input JSONL (custom_id, method, "
             "url, body per line)"
         )
-    return path
 
 
 def _tag_run(run_tags: list[str]) -> None:
@@ -400,14 +433,18 @@ def batch_run_flow(
     response_schema: dict[str, Any] | str | None = None,
     response_model: str | None = None,
     reuse: bool = True,
+    storage_block: str | None = None,
+    result_storage: str | None = None,
 ) -> dict[str, Any]:
     """Run bulk LLM work through the Batch API and write one row per input with its outcome.
 
     Args:
-        input_path: A path on the worker that runs this flow (not on your laptop): a native
-            batch-input JSONL (one request a line), or, with `prompt_template`, a CSV/JSONL of records.
-        output_path: A path on the worker: where the rows go (`custom_id`, `outcome`, `content`, ...).
-            JSONL unless the suffix or `output_format` says csv/parquet. Written atomically at the end.
+        input_path: A path on the worker that runs this flow (not on your laptop), or a URL
+            (`s3://bucket/requests.jsonl`, `gs://`, `az://`): a native batch-input JSONL (one request a
+            line), or, with `prompt_template`, a CSV/JSONL of records.
+        output_path: A path on the worker, or a URL: where the rows go (`custom_id`, `outcome`,
+            `content`, ...). JSONL unless the suffix or `output_format` says csv/parquet. Written
+            atomically at the end (an object appears whole or not at all).
         description: Stored in each batch's metadata; shows up in the OpenAI dashboard.
         max_rounds: Rounds in total, the first included: lines that can pass on a second try
             (expired, timeouts, 429/5xx) go into a new batch, up to this many rounds. 1: no retries.
@@ -424,7 +461,8 @@ def batch_run_flow(
         model: Template mode: the model every request uses.
         id_field: Template mode: the record field that becomes the `custom_id`.
         system_prompt: Template mode: an optional system message.
-        work_dir: Shards and downloads (default `$BATCH_OPENAI_WORK_DIR` or `./.batch_openai/work`).
+        work_dir: Shards and downloads (default `$BATCH_OPENAI_WORK_DIR` or `./.batch_openai/work`); a URL
+            (`s3://bucket/batch-work`) lets workers that share no disk share one job and its reruns.
         base_url: An OpenAI-compatible API base URL (default `OPENAI_BASE_URL` or OpenAI). Not a secret.
         api_key_block: Name of a Prefect `Secret` block holding the API key (default: `OPENAI_API_KEY`).
         prices: Batch prices as {model: [input_usd_per_1M, output_usd_per_1M]} for the cost estimate.
@@ -438,6 +476,11 @@ def batch_run_flow(
             worker.
         reuse: Reuse finished answers: a request (url and body) that an earlier run in this work
             directory answered successfully is not submitted again, whatever its custom_id.
+        storage_block: Object-storage credentials from a Prefect block, as `<type>/<name>`: a `secret`
+            holding `{"s3": {fsspec options}}`, a `remote-file-system` block, or prefect-aws's
+            `aws-credentials` (default: the environment, instance roles, the back end's config).
+        result_storage: Where the submit cache lives: a Prefect storage block slug or a URL (default:
+            `<work_dir>/submit-cache` for a URL work dir, else Prefect's local result storage).
     """
     log = get_run_logger()
     from prefect.runtime import flow_run
@@ -446,15 +489,24 @@ def batch_run_flow(
     template_mode = bool(prompt_template)
     try:  # every check a user's mistake can fail comes first, before any artifact or upload
         checked = _checked_inputs(
-            input_path, output_path, output_format, prompt_template, model, response_schema, response_model
+            input_path,
+            output_path,
+            output_format,
+            prompt_template,
+            model,
+            response_schema,
+            response_model,
+            work_dir,
+            storage_block,
         )
-        out, response_format = checked
-        root = work_root(work_dir)
+        out, response_format, workspace = checked
+        root = workspace.local
         if prompt_template:
             from batch_openai.flows.template import render_key
 
+            records = _local_records(input_path, root)
             key = render_key(
-                input_path,
+                records,
                 template=prompt_template,
                 model=model,
                 id=id_field,
@@ -463,9 +515,9 @@ def batch_run_flow(
             )
             run_dir = root / f"t-{key}"
             rendered = render_input.with_options(
-                task_run_name=f"render requests from {Path(input_path).name}"
+                task_run_name=f"render requests from {basename(input_path)}"
             )(
-                input_path,
+                records,
                 str(run_dir / "input.jsonl"),
                 prompt_template,
                 model,
@@ -483,11 +535,14 @@ def batch_run_flow(
         else:  # the run works from a copy: editing the input while it waits changes nothing
             snapshot, key = snapshot_input(input_path, root)
             native, run_dir = str(snapshot), snapshot.parent
+        pointer = pointer_path(input_path, root)
+        workspace.pull([pointer])  # the last run of this input may have been on another machine
         previous = previous_key(input_path, key, root)
+        workspace.push([pointer])
         if previous not in (None, key):
             log.warning(
                 "%s changed since its last run here: finished answers are reused, the rest submitted",
-                Path(input_path).name,
+                basename(input_path),
             )
         try:
             check_service(base_url, api_key_block)
@@ -509,11 +564,13 @@ def batch_run_flow(
         "api_key_block": api_key_block,
         "run_dir": str(run_dir),
         "run_id": run_id,
+        "work_dir": workspace.remote or str(root),
+        "result_storage": result_storage,
     }
     try:  # a failure from here on is shown on the progress artifact too (a suspension is no Exception)
         # The same input again re-attaches to its own batches (the submit cache); a new or edited one
         # takes every answer an earlier run finished.
-        reused = _reuse_answers(native, run_dir, root) if reuse and previous != key else None
+        reused = _reuse_answers(native, run_dir, workspace) if reuse and previous != key else None
         to_submit = native if reused is None else reused["remaining"]
         shards = (
             build_shards(to_submit, str(run_dir / "round-1" / "shards"), batch_size, max_bytes, round_no=1)
@@ -546,7 +603,10 @@ def batch_run_flow(
         drop_board(run_id)
         raise
     publish_summary(summary)
-    rows_file = Path(out) if infer_format(out, output_format) == "jsonl" else run_dir / "result.jsonl"
+    fmt = infer_format(out, output_format)
+    rows_file = run_dir / "result.jsonl" if fmt != "jsonl" else Path(out)
+    if fmt == "jsonl" and is_url(out):
+        rows_file = staged_output(run_dir / "result.jsonl", fmt)
     failed_rows = summary["total"] - summary["outcomes"].get("succeeded", 0)
     publish_report(
         summary,
@@ -560,10 +620,13 @@ def batch_run_flow(
     return Completed(message=line, data=summary)  # type: ignore[return-value]
 
 
-def _reuse_answers(native: str, run_dir: Path, root: Path) -> dict[str, Any] | None:
+def _reuse_answers(native: str, run_dir: Path, workspace: Workspace) -> dict[str, Any] | None:
     """Split off the requests whose answers an earlier run already paid for (see `flows.reuse`); None
     when nothing can be reused (an empty store, or no request of this input in it)."""
-    store_path = root / STORE_NAME
+    store_path = workspace.local / STORE_NAME
+    if workspace.remote is not None:  # answers other machines finished
+        with AnswerStore(store_path) as store:
+            sync_segments(workspace, store)
     if not store_path.exists():
         return None
     with AnswerStore(store_path) as store:
@@ -591,12 +654,17 @@ def _checked_inputs(
     model: str | None,
     response_schema: dict[str, Any] | str | None,
     response_model: str | None,
-) -> tuple[str, dict[str, Any] | None]:
-    """The local checks (input, output, format, schema): the output path and the response format, or a
-    `_Mistake` that names the fix."""
+    work_dir: str | None = None,
+    storage_block: str | None = None,
+) -> tuple[str, dict[str, Any] | None, Workspace]:
+    """The local checks (storage, input, output, format, schema, work dir): the output path, the
+    response format and the workspace, or a `_Mistake` that names the fix."""
     from batch_openai.flows.template import response_format_for, template_fields
 
     try:
+        if storage_block:
+            load_storage_block(storage_block)
+        workspace = Workspace.of(work_dir)  # an unknown scheme or a missing extra fails now
         _check_input(input_path, prompt_template, model)
         if same_file(input_path, output_path):
             raise ValueError(
@@ -607,7 +675,21 @@ def _checked_inputs(
             template_fields(prompt_template)
         out = str(check_output_path(output_path))  # an unwritable output fails now, before anything is paid
         infer_format(out, output_format)  # and so does an unknown format
-        return out, response_format_for(response_schema, response_model)  # a bad schema fails now too
+        return out, response_format_for(response_schema, response_model), workspace  # a bad schema too
+    except USER_MISTAKES as exc:
+        raise _Mistake(exc) from None
+
+
+def _local_records(input_path: str, root: Path) -> str:
+    """Template mode: the records file on this machine (a URL's object fetched, streamed, into the work
+    dir first)."""
+    if not is_url(input_path):
+        return input_path
+    import hashlib
+
+    name = hashlib.sha256(input_path.encode()).hexdigest()[:16]
+    try:
+        return str(fetch(input_path, root / "records" / name / basename(input_path)))
     except USER_MISTAKES as exc:
         raise _Mistake(exc) from None
 
@@ -658,8 +740,13 @@ def _run_rounds(
             round_no + 1,
         )
     if params["store"] is not None and summaries:  # this run's succeeded answers serve later runs
+        workspace = Workspace.of(opts["work_dir"])
+        rows_paths, shard_paths = [c["rows_path"] for c in summaries], [c["shard_path"] for c in summaries]
         with AnswerStore(params["store"]) as store:
-            remember([c["rows_path"] for c in summaries], [c["shard_path"] for c in summaries], store)
+            if workspace.remote is None:
+                remember(rows_paths, shard_paths, store)
+            else:
+                publish_segment(workspace, rows_paths, shard_paths, store, f"{run_dir.name}-{opts['run_id']}")
     if reused is not None and reused["reused"]:  # reused rows first; this run's rows replace none of them
         rows_by_round[0].insert(0, reused["rows"])
     # One round over one (endpoint, model), nothing reused: the shards, in build order, are the input order.
@@ -697,7 +784,7 @@ def _run_rounds(
         "estimated_cost_usd": estimate_cost(usage_by_model, params["prices"]),
         "batch_ids": [s["batch_id"] for s in summaries],
         "rounds": len(rows_by_round),
-        "work_dir": str(run_dir),
+        "work_dir": Workspace.of(opts["work_dir"]).url_of(run_dir) or str(run_dir),
         "reused": reused["reused"] if reused else 0,
         "submitted": reused["submitted"] if reused else sum(s["count"] for s in first_shards),
     }
@@ -790,7 +877,25 @@ class FormAdvanced(BaseModel):
         description="Name of a Prefect Secret block (default: the worker's OPENAI_API_KEY).",
         examples=["openai-api-key"],
     )
-    work_dir: str | None = Field(None, title="Work directory (on the worker)")
+    work_dir: str | None = Field(
+        None,
+        title="Work directory (on the worker, or a URL)",
+        description="Shards, downloads and rows; a URL such as s3://bucket/batch-work lets workers that "
+        "share no disk share the job.",
+        examples=["s3://my-bucket/batch-work"],
+    )
+    storage_block: str | None = Field(
+        None,
+        title="Object-storage credentials block",
+        description='<type>/<name> of a Prefect block: a secret holding {"s3": {...fsspec options}}, a '
+        "remote-file-system or an aws-credentials block (default: the worker's environment).",
+        examples=["secret/s3-credentials"],
+    )
+    result_storage: str | None = Field(
+        None,
+        title="Submit cache storage",
+        description="A Prefect storage block slug or URL (default: beside a URL work directory).",
+    )
     max_enqueued_tokens: int | dict[str, int] | None = Field(None, title="Enqueued-token cap per model")
     prices: dict[str, list[float]] | None = Field(
         None, title="Batch prices (USD per 1M tokens)", examples=[{"gpt-4o-mini": [0.075, 0.3]}]
@@ -806,7 +911,7 @@ def form_run_name() -> str:
     template = params.get("template") or {}
     job = job if isinstance(job, dict) else job.model_dump()
     template = template if isinstance(template, dict) else template.model_dump()
-    what = job.get("description") or Path(str(job.get("input_path") or "batch")).name
+    what = job.get("description") or basename(job.get("input_path") or "batch")
     model = template.get("model") or (
         None if template.get("prompt_template") else _first_model(job.get("input_path"))
     )

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import orjson
+
+from batch_openai.storage import atomic_binary, filesystem, is_url, local_path
 
 OutputFormat = Literal["jsonl", "csv", "parquet"]
 ROW_FIELDS: tuple[str, ...] = (
@@ -33,10 +33,13 @@ class OutputPathError(ValueError):
     """The output path can never be written (checked before anything is uploaded)."""
 
 
-def check_output_path(path: str | os.PathLike[str]) -> Path:
+def check_output_path(path: str | os.PathLike[str]) -> Path | str:
     """Refuse an output path that can never be written: an existing directory, a path under a regular
-    file, or a directory without write permission. Returns the absolute path."""
-    target = Path(path).expanduser().absolute()
+    file, or a directory without write permission; for a URL, a missing back end or bucket. Returns the
+    absolute path (the URL as given)."""
+    if is_url(path):
+        return _check_output_url(str(path))
+    target = local_path(path).absolute()
     if target.is_dir():
         raise OutputPathError(
             f"output {str(target)!r} is a directory; give a file path such as {target}/results.jsonl"
@@ -55,6 +58,27 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _check_output_url(url: str) -> str:
+    fs, inner = filesystem(url)  # an unknown scheme or a missing extra: BatchStorageError
+    bucket = inner.split("/", 1)[0]
+    try:
+        found = fs.exists(bucket)
+    except OSError as exc:
+        raise OutputPathError(
+            f"output {url!r}: cannot reach its storage ({' '.join(str(exc).split())})"
+        ) from None
+    if not found:
+        raise OutputPathError(
+            f"output {url!r}: the bucket {bucket!r} does not exist or these credentials cannot see it; "
+            "create it or check the URL and credentials"
+        )
+    if inner.rstrip("/") != inner or fs.isdir(inner):
+        raise OutputPathError(
+            f"output {url!r} is a folder; give an object name such as {url.rstrip('/')}/results.jsonl"
+        )
+    return url
+
+
 def infer_format(path: str | os.PathLike[str], requested: str | None = None) -> OutputFormat:
     """The output format: the one requested, else the file suffix (.jsonl, .json, .csv, .parquet, or none:
     JSONL). Any other suffix (`out.xlsx`) is refused unless `requested` says what to write."""
@@ -71,28 +95,6 @@ def infer_format(path: str | os.PathLike[str], requested: str | None = None) -> 
     if fmt not in ("jsonl", "csv", "parquet"):
         raise ValueError(f"unknown output format {fmt!r}: use one of jsonl, csv, parquet")
     return fmt  # type: ignore[return-value]
-
-
-@contextmanager
-def atomic_binary(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[BinaryIO]:
-    """Open a temp file beside `path`; on clean exit (fsync it when `durable`) rename it over `path`.
-
-    Without fsync a process crash still never leaves a half file (the rename is atomic); only a power
-    loss could, so intermediate files that are checked before reuse skip it.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dumps_row(row: dict[str, Any]) -> bytes:

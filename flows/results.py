@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from batch_openai.flows.classify import count_outcomes, is_retryable_row
-from batch_openai.flows.output import atomic_binary, dumps_row
+from batch_openai.flows.output import dumps_row
 from batch_openai.flows.tasks import iter_custom_ids
+from batch_openai.storage import atomic_binary
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 

@@ -4,8 +4,10 @@ A request's key is the sha256 of its `url` and its canonical `body` (keys sorted
 part of it, so an answer found under one id answers the same request under another. Only `succeeded`
 rows are kept; a failed, expired or cancelled line is always submitted again. The store is one SQLite
 file in the work directory (`<work_dir>/answers.sqlite`): it survives the process and is shared by the
-workers that share the work directory. Rows are kept until pruned (`AnswerStore.prune`) or the file is
-deleted; `reuse=False` (`--no-reuse`) neither reads nor writes it.
+workers that share the work directory. A work directory on object storage keeps immutable segments
+instead (`<work_dir>/answers/<run>.sqlite`), merged into each machine's local copy before a lookup.
+Rows are kept until pruned (`AnswerStore.prune`) or the file is deleted; `reuse=False` (`--no-reuse`)
+neither reads nor writes it.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ from typing import Any
 
 import orjson
 
-from batch_openai.flows.output import atomic_binary
+from batch_openai.storage import atomic_binary
 
 __all__ = [
     "STORE_NAME",
     "AnswerStore",
+    "pointer_path",
     "previous_key",
+    "publish_segment",
     "remember",
     "request_key",
     "same_file",
     "snapshot_input",
     "split_reusable",
+    "sync_segments",
 ]
 
 STORE_NAME = "answers.sqlite"
@@ -54,6 +59,7 @@ class AnswerStore:
             "CREATE TABLE IF NOT EXISTS answers"
             " (key TEXT PRIMARY KEY, row BLOB NOT NULL, stored_at REAL NOT NULL)"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS merged_segments (name TEXT PRIMARY KEY)")
 
     def close(self) -> None:
         """Close the database file."""
@@ -101,6 +107,24 @@ class AnswerStore:
         """Forget answers stored more than `older_than_days` ago; returns how many were removed."""
         cutoff = time.time() - older_than_days * 86_400
         return self._db.execute("DELETE FROM answers WHERE stored_at < ?", (cutoff,)).rowcount
+
+    def merge(self, segment: str | Path) -> None:
+        """Copy every answer of a segment file (another store) into this one and remember its name."""
+        self._db.execute("ATTACH DATABASE ? AS segment", (str(segment),))
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR REPLACE INTO answers SELECT key, row, stored_at FROM segment.answers")
+            self._db.execute("INSERT OR IGNORE INTO merged_segments VALUES (?)", (Path(segment).name,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._db.execute("DETACH DATABASE segment")
+
+    def merged_segments(self) -> set[str]:
+        """Names of the segments already merged into this store."""
+        return {row[0] for row in self._db.execute("SELECT name FROM merged_segments")}
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
@@ -164,19 +188,19 @@ def remember(rows_paths: Iterable[str], shard_paths: Iterable[str], store: Answe
 
 
 def snapshot_input(input_path: str | Path, root: Path) -> tuple[Path, str]:
-    """Copy the input into the work directory and name the copy by its content; the run works from the
-    copy, so editing, replacing or deleting the input while the run waits changes nothing it does.
-    Returns (the snapshot, its content key)."""
+    """Copy the input (a path or URL, streamed) into the work directory and name the copy by its
+    content; the run works from the copy, so editing, replacing or deleting the input while the run
+    waits changes nothing it does. Returns (the snapshot, its content key)."""
     import os
     import shutil
 
     from batch_openai import fingerprint_file
+    from batch_openai.storage import open_read
 
-    source = Path(input_path).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".snapshot-{os.getpid()}-{time.monotonic_ns()}.jsonl"
     try:
-        with open(source, "rb") as fh, open(tmp, "wb") as out:
+        with open_read(input_path) as fh, open(tmp, "wb") as out:
             shutil.copyfileobj(fh, out, 1 << 20)
         key = fingerprint_file(tmp)[:16]
         target = root / key / "input.jsonl"
@@ -187,29 +211,74 @@ def snapshot_input(input_path: str | Path, root: Path) -> tuple[Path, str]:
     return target, key
 
 
+def pointer_path(input_path: str | Path, root: Path) -> Path:
+    """The file that records the content key of the last run of an input path or URL."""
+    from batch_openai.storage import is_url, local_path
+
+    where = str(input_path) if is_url(input_path) else str(local_path(input_path).resolve())
+    return root / "inputs" / hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
 def previous_key(input_path: str | Path, key: str, root: Path) -> str | None:
     """The content key of the last run of this input path (None on its first run); records `key` as
     the latest."""
     import os
 
-    name = hashlib.sha256(str(Path(input_path).expanduser().resolve()).encode()).hexdigest()[:16]
-    pointer = root / "inputs" / name
+    pointer = pointer_path(input_path, root)
     pointer.parent.mkdir(parents=True, exist_ok=True)
     previous = pointer.read_text().strip() if pointer.exists() else None
-    tmp = pointer.with_name(f".{name}.{os.getpid()}")
+    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}")
     tmp.write_text(key)
     os.replace(tmp, pointer)
     return previous
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
-    """True when two paths name one file: the same path, a hard link or a symlink to it."""
+    """True when two paths name one file: the same path or URL, a hard link or a symlink to it."""
     import os
 
-    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    from batch_openai.storage import is_url, local_path
+
+    if is_url(a) or is_url(b):
+        return str(a).rstrip("/") == str(b).rstrip("/")
+    pa, pb = local_path(a), local_path(b)
     if pa.resolve() == pb.resolve():
         return True
     try:
         return os.path.samefile(pa, pb)
     except OSError:  # one of them does not exist yet
         return False
+
+
+# ---------------------------------------------------------------- a store on object storage
+# SQLite cannot live in a bucket, and machines sharing one cannot lock a file. So a URL work dir keeps
+# the answers as immutable segments (`<work_dir>/answers/<id>.sqlite`, one per finished run); each
+# machine merges the segments it has not seen into its local store before looking answers up.
+SEGMENTS = "answers"
+
+
+def sync_segments(workspace: Any, store: AnswerStore) -> int:
+    """Merge into `store` every segment of the work dir's URL it has not merged yet; returns how many."""
+    seen = store.merged_segments()
+    merged = 0
+    for name in workspace.remote_names(workspace.local / SEGMENTS):
+        segment = workspace.local / SEGMENTS / name
+        if name.endswith(".sqlite") and name not in seen and workspace.pull([segment]):
+            store.merge(segment)
+            merged += 1
+    return merged
+
+
+def publish_segment(
+    workspace: Any, rows_paths: list[str], shard_paths: list[str], store: AnswerStore, name: str
+) -> int:
+    """Store a run's succeeded rows in a new segment, publish it to the work dir's URL, and merge it into
+    the local `store`; returns how many rows were stored."""
+    segment = workspace.local / SEGMENTS / f"{name}.sqlite"
+    segment.unlink(missing_ok=True)
+    with AnswerStore(segment) as part:
+        stored = remember(rows_paths, shard_paths, part)
+        part._db.execute("PRAGMA journal_mode=DELETE")  # folds the WAL in: one self-contained file
+    workspace.push([segment])
+    store.merge(segment)
+    return stored

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from batch_openai.flows.caching import submit_cache_policy
 from batch_openai.flows.client import build_client
 from batch_openai.flows.tracking import record_batch
+from batch_openai.flows.workspace import Workspace, submit_cache_storage
 
 __all__ = [
     "BatchRef",
@@ -43,17 +44,8 @@ __all__ = [
     "wait_for_batch",
 ]
 
-WORK_DIR_ENV = "BATCH_OPENAI_WORK_DIR"
-DEFAULT_WORK_DIR = ".batch_openai/work"
 DEFAULT_MAX_REQUESTS = 50_000
 DEFAULT_MAX_BYTES = 209_715_200
-
-
-def work_root(work_dir: str | None = None) -> Path:
-    """Root of the work directories: the parameter, else `$BATCH_OPENAI_WORK_DIR`, else the default."""
-    import os
-
-    return Path(work_dir or os.environ.get(WORK_DIR_ENV) or DEFAULT_WORK_DIR).expanduser().resolve()
 
 
 class BatchRef(BaseModel):
@@ -202,16 +194,20 @@ def submit_batch(
     work_dir: str | None = None,
     max_requests: int = DEFAULT_MAX_REQUESTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    result_storage: str | None = None,
 ) -> BatchRef:
     """Submit requests as batches, once: a rerun (after a crash, or a second run) re-attaches.
 
-    `source`: a `BatchRequestBuilder`, a native batch-input JSONL path, or a shard record from
+    `source`: a `BatchRequestBuilder`, a native batch-input JSONL path or URL, or a shard record from
     `build_shards`. Requests are split into shards (by endpoint and model, within the service's
-    limits) under `work_dir`; each shard's batch is made by the cached `submit_shard` task.
+    limits) under `work_dir`; each shard's batch is made by the cached `submit_shard` task, whose
+    cache records go to `result_storage` (a storage block slug or a URL; default: beside a URL
+    `work_dir`, else Prefect's local result storage).
     """
     shards = [source] if isinstance(source, dict) else _shards_of(source, work_dir, max_requests, max_bytes)
+    storage = submit_cache_storage(work_dir, result_storage)
     made = [
-        _submit_shard_named(s)(
+        _submit_shard_named(s, storage)(
             s["path"],
             s["fingerprint"],
             s["endpoint"],
@@ -235,15 +231,23 @@ def submit_batch(
     )
 
 
-def _submit_shard_named(shard: dict[str, Any]) -> Any:
-    """`submit_shard`, its run named after the shard's label ("create batch for shard 3/12") if any."""
-    label = shard.get("label")
-    return submit_shard.with_options(task_run_name=f"create batch for {label}") if label else submit_shard
+def _submit_shard_named(shard: dict[str, Any], storage: Any) -> Any:
+    """`submit_shard`, its run named after the shard's label ("create batch for shard 3/12") if any,
+    keeping its cache records in `storage` (None: Prefect's default)."""
+    options: dict[str, Any] = {}
+    if shard.get("label"):
+        options["task_run_name"] = f"create batch for {shard['label']}"
+    if storage is not None:
+        options["result_storage"] = storage
+    return submit_shard.with_options(**options) if options else submit_shard
 
 
 def _shards_of(source: Any, work_dir: str | None, max_requests: int, max_bytes: int) -> list[dict[str, Any]]:
-    shard_dir = work_root(work_dir) / "shards"  # content-named files: equal requests, equal names
-    return _write_shards(source, shard_dir, max_requests, max_bytes)
+    workspace = Workspace.of(work_dir)
+    shard_dir = workspace.local / "shards"  # content-named files: equal requests, equal names
+    shards = _write_shards(source, shard_dir, max_requests, max_bytes)
+    workspace.push(s["path"] for s in shards)
+    return shards
 
 
 # ---------------------------------------------------------------- wait

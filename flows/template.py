@@ -26,26 +26,31 @@ import orjson
 
 
 def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Rows of a .csv file (header line) or a .jsonl file (one JSON object a line)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"records file {str(p)!r} does not exist; check the input path")
-    if p.suffix.lower() == ".csv":
-        with open(p, newline="", encoding="utf-8") as fh:
+    """Rows of a .csv file (header line) or a .jsonl file (one JSON object a line): a path or a URL,
+    streamed."""
+    import io
+
+    from batch_openai.storage import basename, is_file, open_read
+
+    name = basename(path)
+    if not is_file(path):
+        raise FileNotFoundError(f"records file {str(path)!r} does not exist; check the input path")
+    if Path(name).suffix.lower() == ".csv":
+        with open_read(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             yield from csv.DictReader(fh)
         return
-    with open(p, "rb") as fh:
+    with open_read(path) as fh:
         for number, line in enumerate(fh, 1):
             if line.strip():
                 try:
                     obj = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
                     raise ValueError(
-                        f"{p.name} line {number} is not valid JSON ({exc}); records files are CSV (with a "
+                        f"{name} line {number} is not valid JSON ({exc}); records files are CSV (with a "
                         "header line) or JSONL (one JSON object a line)"
                     ) from None
                 if not isinstance(obj, dict):
-                    raise ValueError(f"{p.name} line {number}: expected a JSON object per line")
+                    raise ValueError(f"{name} line {number}: expected a JSON object per line")
                 yield obj
 
 
@@ -117,7 +122,9 @@ def render_requests(
 
 def render_key(records_path: str | Path, **options: Any) -> str:
     """A short content key for a rendered input: the records' bytes plus every rendering option."""
-    digest = hashlib.sha256(Path(records_path).read_bytes())
+    from batch_openai import fingerprint_file
+
+    digest = hashlib.sha256(fingerprint_file(records_path).encode())  # streamed: a big file is never held
     digest.update(orjson.dumps(options, option=orjson.OPT_SORT_KEYS))
     return digest.hexdigest()[:16]
 

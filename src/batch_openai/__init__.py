@@ -3,7 +3,7 @@
 The public face of the library. Importing it is cheap: the `openai` SDK is imported only when a call needs
 it, and the registry's Prefect layer only when `BatchRegistry` is first touched. The core never imports
 Prefect, FastAPI or the local server; `batch_openai.records`, `batch_openai.tokens` and
-`batch_openai.lifecycle` are its other public modules.
+`batch_openai.lifecycle` and `batch_openai.storage` (paths or URLs) are its other public modules.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from batch_openai._errors import (
     BatchNotFoundError,
     BatchParseError,
     BatchRegistryError,
+    BatchStorageError,
     BatchTimeoutError,
     BatchTransientError,
     BatchValidationError,
@@ -72,6 +73,7 @@ __all__ = [
     "BatchRequestBuilder",
     "BatchResult",
     "BatchResultItem",
+    "BatchStorageError",
     "BatchTimeoutError",
     "BatchTracker",
     "BatchTransientError",

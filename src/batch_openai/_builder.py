@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 import orjson
 
 from batch_openai._errors import BatchValidationError
-from batch_openai._input_file import read_input_lines
+from batch_openai._input_file import check_input_file, read_input_lines
 from batch_openai._jsonl import compact_body, encode_block
 from batch_openai._retry import RetryPolicy
 from batch_openai._shards import Shard, ShardSink, write_shards
@@ -30,6 +30,7 @@ from batch_openai._validation import (
     embedding_weight,
     non_finite,
 )
+from batch_openai.storage import basename
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -265,16 +266,14 @@ class BatchRequestBuilder:
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike[str], *, check_models: bool = True) -> BatchRequestBuilder:
         """Load a native batch-input JSONL file; each defect raises `BatchValidationError` naming its line."""
-        p = Path(path)
-        if not p.is_file():
-            raise BatchValidationError(
-                f"input file {str(p)!r} does not exist (or is not a file); check the path"
-            )
+        check_input_file(path)
         builder = cls(check_models=check_models)
-        for number, custom_id, url, body in read_input_lines(p):
+        for number, custom_id, url, body in read_input_lines(path):
             builder._append(url, body, custom_id, line=number)
         if not builder._ids:
-            raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
+            raise BatchValidationError(
+                f"input file {basename(path)!r} holds no requests; add at least one JSON line"
+            )
         return builder
 
     @classmethod
@@ -312,16 +311,12 @@ class BatchRequestBuilder:
     def _stream_jsonl(
         cls, path: str | os.PathLike[str], sink: ShardSink | None, check_models: bool, chunk: int
     ) -> int:
-        p = Path(path)
-        if not p.is_file():
-            raise BatchValidationError(
-                f"input file {str(p)!r} does not exist (or is not a file); check the path"
-            )
+        check_input_file(path)
         seen: set[str] = set()  # duplicate custom_ids are found across chunks
         count = 0
         part = cls(check_models=check_models)
         part._explicit = seen
-        for number, custom_id, url, body in read_input_lines(p):
+        for number, custom_id, url, body in read_input_lines(path):
             part._append(url, body, custom_id, line=number)
             if len(part._ids) >= chunk:
                 count += part._drain_into(sink)
@@ -329,7 +324,9 @@ class BatchRequestBuilder:
                 part._explicit = seen
         count += part._drain_into(sink)
         if not count:
-            raise BatchValidationError(f"input file {p.name!r} holds no requests; add at least one JSON line")
+            raise BatchValidationError(
+                f"input file {basename(path)!r} holds no requests; add at least one JSON line"
+            )
         return count
 
     def _drain_into(self, sink: ShardSink | None) -> int:

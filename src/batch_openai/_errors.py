@@ -20,6 +20,7 @@ __all__ = [
     "BatchNotFoundError",
     "BatchParseError",
     "BatchRegistryError",
+    "BatchStorageError",
     "BatchTimeoutError",
     "BatchTransientError",
     "BatchValidationError",
@@ -63,6 +64,11 @@ class BatchValidationError(OpenAIBatchError, ValueError):
         self.param = param  # the request parameter at fault, when one is
         self.status_code = status_code
         self.request_id = request_id
+
+
+class BatchStorageError(OpenAIBatchError, ValueError):
+    """A path or URL that cannot be used: an unknown scheme, a missing back end (its extra), a missing
+    object, or storage that refused a read or write."""
 
 
 class BatchTransientError(OpenAIBatchError):

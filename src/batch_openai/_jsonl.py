@@ -33,11 +33,14 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
 
 
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, line bytes, newline included) for every non-blank line.
+    """Yield (1-based line number, line bytes, newline included) for every non-blank line of a local
+    file or a URL (streamed).
 
     The newline is left on: JSON parsers ignore it, and not stripping saves a copy of every line.
     """
-    with open(path, "rb", buffering=_CHUNK) as f:
+    from batch_openai.storage import open_read
+
+    with open_read(path, buffering=_CHUNK) as f:
         for number, raw in enumerate(f, 1):
             if not raw.isspace():
                 yield number, raw

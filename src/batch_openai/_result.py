@@ -433,13 +433,16 @@ class BatchResult:
         by_id = {i.custom_id: i for i in self.items}
         return [JoinedItem(x, by_id.get(key(x))) for x in inputs]
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write one JSON line per item (custom_id, outcome, content, error, usage, response ...)."""
-        out = Path(path)
-        with open(out, "wb", buffering=1 << 20) as f:
+    def save(self, path: str | os.PathLike[str]) -> Path | str:
+        """Write one JSON line per item (custom_id, outcome, content, error, usage, response ...) to a
+        path or a URL (`s3://...`, see `batch_openai.storage`); the file appears whole or not at all.
+        Returns the Path (the URL as given for a URL)."""
+        from batch_openai.storage import atomic_write, is_url, local_path
+
+        with atomic_write(path) as f:
             for item in self.items:
                 f.write(orjson.dumps(item.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
-        return out
+        return str(path) if is_url(path) else local_path(path)
 
     def __repr__(self) -> str:
         if self._items is None and self._len is None:

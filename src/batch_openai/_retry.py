@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = ["DEFAULT_POLICY", "RetryPolicy", "no_sdk_retries"]
 
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How transient API errors (429, 5xx, connection drops, timeouts) are retried."""

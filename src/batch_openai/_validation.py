@@ -244,8 +244,6 @@ def _spec_error(problem: RequestProblem, custom_id: str | None, line: int | None
     return err
 
 
-
-
 @functools.lru_cache(maxsize=256)
 def _warn_unknown_model(url: str, model: str) -> None:
     """Warn once per model: new models appear every month, so an unknown name is not refused."""

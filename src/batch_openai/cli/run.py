@@ -20,15 +20,18 @@ def register(app: typer.Typer) -> None:
 
 def run(
     input_path: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="INPUT",
             help="Native batch-input JSONL (one request a line), or with --prompt-template a CSV/JSONL "
-            "of records.",
+            "of records: a path or a URL (s3://, gs://, az://).",
         ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output rows: .jsonl (default), .csv or .parquet.")
+        str,
+        typer.Option(
+            "--output", "-o", help="Output rows: .jsonl (default), .csv or .parquet; a path or a URL."
+        ),
     ],
     poll_interval: Annotated[
         float, typer.Option(help="First polling interval, seconds (grows 1.5x per poll).")
@@ -38,8 +41,11 @@ def run(
     max_rounds: Annotated[int, typer.Option(help="Rounds in total; retryable lines get another batch.")] = 2,
     description: Annotated[str | None, typer.Option(help="Stored in each batch's metadata.")] = None,
     work_dir: Annotated[
-        Path | None,
-        typer.Option(help="Shards and downloads (default $BATCH_OPENAI_WORK_DIR or ./.batch_openai/work)."),
+        str | None,
+        typer.Option(
+            help="Shards and downloads, a path or a URL (default $BATCH_OPENAI_WORK_DIR or "
+            "./.batch_openai/work)."
+        ),
     ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible base URL (default $OPENAI_BASE_URL).")
@@ -109,7 +115,7 @@ def run(
     ] = None,
 ) -> None:
     """Run a batch job as a resumable Prefect flow; rerun the same command after a crash to resume."""
-    from batch_openai import BatchAuthError, BatchTransientError, BatchValidationError
+    from batch_openai import BatchAuthError, BatchStorageError, BatchTransientError, BatchValidationError
 
     template_options: dict[str, object] = {}
     try:  # fail fast, before Prefect starts or anything is uploaded
@@ -125,6 +131,15 @@ def run(
     except (BatchValidationError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if work_dir is not None:
+        from batch_openai.storage import filesystem, is_url
+
+        try:
+            if is_url(work_dir):
+                filesystem(work_dir)  # an unknown scheme or a missing extra, before Prefect starts
+        except BatchStorageError as exc:
+            typer.echo(f"error: --work-dir: {exc}", err=True)
+            raise typer.Exit(2) from None
     from batch_openai.flows.output import (  # light: no Prefect
         OutputPathError,
         check_output_path,
@@ -170,7 +185,7 @@ def run(
             batch_size=batch_size,
             poll_interval=poll_interval,
             max_poll_interval=max(max_poll_interval, poll_interval),
-            work_dir=str(work_dir) if work_dir else None,
+            work_dir=work_dir or None,
             base_url=base_url,
             api_key_block=api_key_block,
             max_enqueued_tokens=max_enqueued_tokens,
@@ -189,11 +204,9 @@ def run(
     except OSError as exc:  # a full disk, a read-only or vanished directory: a rerun alone cannot help
         import errno
 
-        from batch_openai.flows.tasks import work_root
+        from batch_openai.flows.workspace import work_root
 
-        where = (
-            f" at {exc.filename}" if exc.filename else f" in {work_root(str(work_dir) if work_dir else None)}"
-        )
+        where = f" at {exc.filename}" if exc.filename else f" in {work_root(work_dir or None)}"
         fix = "free some space" if exc.errno == errno.ENOSPC else "fix the path or its permissions"
         typer.echo(f"error: cannot write{where} ({exc.strerror or exc}); {fix}, then run it again", err=True)
         raise typer.Exit(1) from None
@@ -208,7 +221,7 @@ def run(
 
 
 def _check_input(
-    input_path: Path,
+    input_path: str,
     *,
     prompt_template: str | None,
     model: str | None,
@@ -224,7 +237,9 @@ def _check_input(
     or an unimportable model fails here. Raises ValueError / BatchValidationError / OSError with one line.
     """
     from batch_openai import BatchRequestBuilder
+    from batch_openai.storage import basename
 
+    name = basename(input_path)
     if prompt_template is None:
         given = [
             flag
@@ -236,9 +251,9 @@ def _check_input(
             )
             if value is not None
         ]
-        if input_path.suffix.lower() == ".csv":
+        if Path(name).suffix.lower() == ".csv":
             raise ValueError(
-                f"{input_path.name} is a CSV of records; pass --prompt-template (with {{field}} "
+                f"{name} is a CSV of records; pass --prompt-template (with {{field}} "
                 "placeholders) and --model to send one chat request per record"
             )
         if given:
@@ -286,7 +301,7 @@ def _check_input(
                 response_format=response_format,
             )
         except UnicodeDecodeError:
-            raise ValueError(f"{input_path.name} is not UTF-8 text; save the records as UTF-8") from None
+            raise ValueError(f"{name} is not UTF-8 text; save the records as UTF-8") from None
     options: dict[str, object] = {
         "prompt_template": prompt_template,
         "model": model,
