@@ -136,11 +136,13 @@ def is_file(path: PathOrURL) -> bool:
         return local_path(path).is_file()
     fs, inner = filesystem(str(path))
     try:
-        return bool(fs.isfile(inner))
+        return fs.info(inner).get("type") == "file"
     except FileNotFoundError:
         return False
-    except OSError as exc:
-        raise BatchStorageError(f"cannot read {str(path)!r}: {_reason(exc)}") from None
+    except Exception as exc:  # refused credentials, an unreachable endpoint: say so, not "missing"
+        raise BatchStorageError(
+            f"cannot read {str(path)!r}: {_reason(exc)}; check the storage credentials and endpoint"
+        ) from None
 
 
 @contextmanager

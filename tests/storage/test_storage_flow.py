@@ -182,17 +182,30 @@ def _objects_with(options: dict[str, Any], prefix: str) -> list[str]:
     [
         ("input", "names no object"),
         ("output", "does not exist or these credentials cannot see it"),
+        ("credentials", "Unable to locate credentials; check the storage credentials"),
     ],
 )
-def test_a_missing_object_or_bucket_fails_in_one_line_before_any_upload(
-    prefect_api, api_key, s3, tmp_path: Path, where: str, needle: str
+def test_a_missing_object_bucket_or_credential_fails_in_one_line_before_any_upload(
+    prefect_api, api_key, s3, tmp_path: Path, monkeypatch, where: str, needle: str
 ):
+    import s3fs
+
     src = _upload(write_requests(tmp_path / "in.jsonl", 2, prefix="miss"), f"{s3}/in.jsonl")
     input_path = f"{s3}/absent.jsonl" if where == "input" else src
     output_path = "s3://no-such-bucket-here/out.jsonl" if where == "output" else f"{s3}/out.jsonl"
-    with LocalBatchServer(step_seconds=0.0, api_key=api_key) as server:
-        state = batch_run_flow(
-            input_path, output_path, base_url=server.base_url, work_dir=f"{s3}/work", return_state=True
-        )
-        assert server.stats().get("POST /v1/files", 0) == 0
+    if where == "credentials":  # no key anywhere S3 clients look
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.delenv(key)
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        s3fs.S3FileSystem.clear_instance_cache()  # a client made earlier holds the old key
+    try:
+        with LocalBatchServer(step_seconds=0.0, api_key=api_key) as server:
+            state = batch_run_flow(
+                input_path, output_path, base_url=server.base_url, work_dir=f"{s3}/work", return_state=True
+            )
+            assert server.stats().get("POST /v1/files", 0) == 0
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
     assert state.is_failed() and "\n" not in (state.message or "") and needle in state.message, state.message
