@@ -122,6 +122,10 @@ class AnswerStore:
         finally:
             self._db.execute("DETACH DATABASE segment")
 
+    def seal(self) -> None:
+        """Fold the write-ahead log into the file, so the file alone holds every answer (to upload it)."""
+        self._db.execute("PRAGMA journal_mode=DELETE")
+
     def merged_segments(self) -> set[str]:
         """Names of the segments already merged into this store."""
         return {row[0] for row in self._db.execute("SELECT name FROM merged_segments")}
@@ -278,7 +282,7 @@ def publish_segment(
     segment.unlink(missing_ok=True)
     with AnswerStore(segment) as part:
         stored = remember(rows_paths, shard_paths, part)
-        part._db.execute("PRAGMA journal_mode=DELETE")  # folds the WAL in: one self-contained file
+        part.seal()
     workspace.push([segment])
     store.merge(segment)
     return stored

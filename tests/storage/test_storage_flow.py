@@ -13,6 +13,7 @@ from typing import Any
 import fsspec
 import pytest
 from flows_harness import count_batches, write_requests
+from pydantic import BaseModel
 
 from batch_openai.flows import batch_run_flow, run_batch
 from batch_openai.local import LocalBatchServer
@@ -209,3 +210,73 @@ def test_a_missing_object_bucket_or_credential_fails_in_one_line_before_any_uplo
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
     assert state.is_failed() and "\n" not in (state.message or "") and needle in state.message, state.message
+
+
+class _AwsCredentialsFields(BaseModel):
+    endpoint_url: str | None = None
+
+
+def _aws_credentials_block() -> type:
+    """A block with the fields of prefect-aws 0.7's `AwsCredentials` (`aws_access_key_id`,
+    `aws_secret_access_key` as a secret, `aws_client_parameters.endpoint_url`): prefect-aws itself is not
+    a dependency (installed, Prefect imports it with boto3 at every server and worker start)."""
+    from prefect.blocks.core import Block
+    from pydantic import SecretStr
+
+    class AwsCredentialsLike(Block):
+        _block_type_slug = "batch-openai-test-aws-credentials"
+        aws_access_key_id: str | None = None
+        aws_secret_access_key: SecretStr | None = None
+        aws_session_token: str | None = None
+        region_name: str | None = None
+        aws_client_parameters: _AwsCredentialsFields = _AwsCredentialsFields()
+
+    return AwsCredentialsLike
+
+
+@pytest.mark.parametrize("kind", ["aws-credentials", "remote-file-system"])
+def test_storage_blocks_give_the_credentials(prefect_api, moto, tmp_path, monkeypatch, kind):
+    """An AWS credentials block or Prefect's RemoteFileSystem, saved on the server and named by
+    `<type>/<name>`, is all the S3 client gets: no AWS_* variables."""
+    import os
+
+    from moto_harness import CREDENTIALS
+    from prefect.filesystems import RemoteFileSystem
+
+    from batch_openai import storage
+    from batch_openai.flows.workspace import load_storage_block
+
+    bucket = moto.new_bucket()
+    name = f"moto-{kind}"
+    if kind == "aws-credentials":
+        block = _aws_credentials_block()(
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_client_parameters=_AwsCredentialsFields(endpoint_url=moto.endpoint),
+        )
+        block.save(name, overwrite=True)
+        slug = f"{block.get_block_type_slug()}/{name}"
+    else:
+        settings = {"key": CREDENTIALS["AWS_ACCESS_KEY_ID"], "secret": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                    "client_kwargs": {"endpoint_url": moto.endpoint}}  # fmt: skip
+        RemoteFileSystem(basepath=f"s3://{bucket}", settings=settings).save(name, overwrite=True)
+        slug = f"remote-file-system/{name}"
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(fsspec.config, "conf", {})
+    assert load_storage_block(slug) == ["s3"]
+    local = tmp_path / "x.jsonl"
+    local.write_bytes(b'{"a": 1}\n')
+    storage.publish(local, f"s3://{bucket}/x.jsonl")
+    assert storage.fetch(f"s3://{bucket}/x.jsonl", tmp_path / "back.jsonl").read_bytes() == b'{"a": 1}\n'
+
+
+def test_an_unknown_storage_block_is_one_line_naming_the_form(prefect_api):
+    from batch_openai import BatchStorageError
+    from batch_openai.flows.workspace import load_storage_block
+
+    with pytest.raises(
+        BatchStorageError, match=r"storage_block 'secret/no-such-block'.*'<block type>/<block name>'"
+    ):
+        load_storage_block("secret/no-such-block")
