@@ -246,8 +246,7 @@ def parse_phase(n: int, rep: int, v040: str, tmp: Path) -> None:
     out50k = write_output_file(tmp / "out50k.jsonl", n)
     print(f"## parse a downloaded {n:,}-line output file ({out50k.stat().st_size / 1e6:.0f} MB)")
     parse = {
-        c: run(v040 if c == "v040" else OURS, c, "parse", rep, file=out50k)
-        for c in ("floor", "ours", "v040")
+        c: run(v040 if c == "v040" else OURS, c, "parse", rep, file=out50k) for c in ("floor", "ours", "v040")
     }
     for c, r in parse.items():
         print(f"  {c:6} {fmt(r)}")

@@ -157,10 +157,7 @@ def main() -> None:
         med, low, out = _timed([sys.executable, "-c", code], _env(), repeat)
         assert out.strip() == str(n)
         print(f"  BatchRegistry(HOME).list(), fresh process      : {med:6.2f} s median ({low:.2f} min)")
-        code = (
-            "from batch_openai import BatchRegistry as R\n"
-            f"print(len(R({str(home)!r})._api().list()))"
-        )
+        code = f"from batch_openai import BatchRegistry as R\nprint(len(R({str(home)!r})._api().list()))"
         med, low, out = _timed([sys.executable, "-c", code], _env(), 1)
         assert out.strip() == str(n)
         print(f"  same, through Prefect's API (ephemeral start)  : {med:6.2f} s (1 run: the cost avoided)")

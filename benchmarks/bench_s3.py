@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
-from scale_util import check_output, flow_seconds, watch_peak, write_input
+from scale_util import check_output, flow_seconds, start_local_serve, watch_peak, write_input
 
 KEY = "sk-bench-s3"
 BIN = Path(sys.executable).parent
@@ -35,11 +35,6 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "bench-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def _first_url(proc: subprocess.Popen[str]) -> str:
-    line = proc.stdout.readline() if proc.stdout else ""
-    return next(w for w in line.split() if w.startswith("http"))
 
 
 def _free_port() -> int:
@@ -72,13 +67,8 @@ def _start_moto(root: Path) -> tuple[subprocess.Popen[bytes], str]:
 def _run(label: str, root: Path, src: str, out: str, work: str, env_extra: dict[str, str], args) -> dict:
     """One `batch-openai run` against a fresh local Batch API server; its figures."""
     root.mkdir(parents=True)
-    serve = subprocess.Popen(
-        [str(BIN / "batch-openai"), "local", "serve", "--port", "0", "--step-seconds", "0",
-         "--state-dir", str(root / "server"), "--api-key", KEY],
-        stdout=subprocess.PIPE, stderr=open(root / "serve.log", "w"), text=True,  # noqa: SIM115
-    )  # fmt: skip
+    serve, url = start_local_serve(root / "server", root / "serve.log", KEY)
     try:
-        url = _first_url(serve)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_", "AWS_"))}
         env.update(
             OPENAI_API_KEY=KEY,

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
-from scale_util import check_output, flow_seconds, peak_rss_mb, watch_peak, write_input
+from scale_util import check_output, flow_seconds, peak_rss_mb, start_local_serve, watch_peak, write_input
 
 KEY = "sk-bench-scale"
 
@@ -46,15 +46,8 @@ def main() -> None:
         src = write_input(root / "in.jsonl", args.requests)
         print(f"input: {args.requests:,} requests, {src.stat().st_size / 1e6:,.0f} MB, "
               f"written in {time.perf_counter() - t0:.1f} s")  # fmt: skip
-        serve = subprocess.Popen(
-            [str(bin_dir / "batch-openai"), "local", "serve", "--port", "0", "--step-seconds", "0",
-             "--state-dir", str(root / "server"), "--api-key", KEY],
-            stdout=subprocess.PIPE, stderr=open(root / "serve.log", "w"), text=True,  # noqa: SIM115
-        )  # fmt: skip
+        serve, url = start_local_serve(root / "server", root / "serve.log", KEY)
         try:
-            url = next(
-                w for w in (serve.stdout.readline() if serve.stdout else "").split() if w.startswith("http")
-            )
             env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "OPENAI_"))}
             # Prefect's engine in a subprocess of the run, gone with it: nothing stays running afterwards.
             env.update(

@@ -37,6 +37,19 @@ def write_input(path: Path, n: int) -> Path:
     return path
 
 
+def start_local_serve(state_dir: Path, log: Path, key: str) -> tuple[subprocess.Popen[str], str]:
+    """`batch-openai local serve --step-seconds 0` on a free port with its state on disk; (process, URL)."""
+    import sys
+
+    serve = subprocess.Popen(
+        [str(Path(sys.executable).parent / "batch-openai"), "local", "serve", "--port", "0",
+         "--step-seconds", "0", "--state-dir", str(state_dir), "--api-key", key],
+        stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,  # noqa: SIM115 - lives as long as the server
+    )  # fmt: skip
+    line = serve.stdout.readline() if serve.stdout else ""
+    return serve, next(w for w in line.split() if w.startswith("http"))
+
+
 def peak_rss_mb(pid: int) -> float:
     """A live process's peak resident set size (VmHWM) in MB; 0 when it is gone."""
     try:
