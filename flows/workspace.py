@@ -135,11 +135,14 @@ def submit_cache_storage(work_dir: str | None, result_storage: str | None) -> st
         filesystem(url)  # a missing extra fails here
     else:
         url = str(local_path(url).resolve())
-    return _saved_storage_block(url)
+    from prefect.settings import PREFECT_API_URL
+
+    return _saved_storage_block(url, str(PREFECT_API_URL.value()))
 
 
 @functools.lru_cache(maxsize=32)
-def _saved_storage_block(url: str) -> str:
+def _saved_storage_block(url: str, api_url: str) -> str:
+    """Save the block once per process and Prefect server (`api_url` is only part of the cache key)."""
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 
     name = f"batch-openai-cache-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
