@@ -33,7 +33,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from batch_openai.records import Target
 
 __all__ = [
     "MODE_ENV",
@@ -301,6 +304,21 @@ def ensure(home: Path, *, start_if_needed: bool | None = None) -> EmbeddedServer
     return server
 
 
+def target_from_prefect_settings() -> Target:
+    """Where Prefect's own settings put the registry (slow: imports Prefect); see `records.resolve_target`."""
+    from prefect.settings import get_current_settings
+
+    from batch_openai.records import Target, sqlite_file
+
+    settings = get_current_settings()
+    url = settings.server.database.connection_url
+    return Target(
+        api_url=settings.api.url or None,
+        home=Path(settings.home),
+        sqlite_path=sqlite_file(url.get_secret_value() if url is not None else None),
+    )
+
+
 def user_prefect() -> tuple[str | None, Path]:
     """The API URL the user's Prefect settings name (None if none), and the Prefect home."""
     if "prefect.settings" in sys.modules:
@@ -308,7 +326,6 @@ def user_prefect() -> tuple[str | None, Path]:
 
         settings = get_current_settings()
         return settings.api.url or None, Path(settings.home)
-    from batch_openai.flows.registry import target_from_prefect_settings
     from batch_openai.records import legacy_env_path, resolve_target
 
     # `$OPENAI_BATCH_REGISTRY` names a registry home, not the flows' Prefect: ask Prefect then.

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from batch_openai import BatchRegistryError
+from batch_openai.flows.embedded import target_from_prefect_settings
 from batch_openai.flows.registry_store import ApiStore
 from batch_openai.records import (
     TERMINAL_STATUSES,
@@ -37,7 +38,6 @@ from batch_openai.records import (
     record_from_batch,
     resolve_target,
     rest_read,
-    sqlite_file,
 )
 
 if TYPE_CHECKING:
@@ -48,19 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchRecord", "BatchRegistry", "BatchRegistryError", "parse_age", "target_from_prefect_settings"]
 
 logger = logging.getLogger(__name__)
-
-
-def target_from_prefect_settings() -> Target:
-    """Where Prefect's own settings put the registry (slow: imports Prefect); see `records.resolve_target`."""
-    from prefect.settings import get_current_settings
-
-    settings = get_current_settings()
-    url = settings.server.database.connection_url
-    return Target(
-        api_url=settings.api.url or None,
-        home=Path(settings.home),
-        sqlite_path=sqlite_file(url.get_secret_value() if url is not None else None),
-    )
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
