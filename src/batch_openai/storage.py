@@ -16,6 +16,7 @@ The back ends are optional extras: `pip install 'batch-openai[s3]'` (s3fs), `[gc
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -157,8 +158,10 @@ def open_read(path: PathOrURL, buffering: int = 1 << 20) -> Iterator[BinaryIO]:
         fh = fs.open(inner, "rb", block_size=_READ_BLOCK)
     except FileNotFoundError:
         raise BatchStorageError(f"{str(path)!r} does not exist; check the URL") from None
-    with fh:
-        yield fh
+    # fsspec's own line iteration re-reads a whole block per line (50,000 lines of an 11 MB object: 30 s);
+    # a BufferedReader over it reads each block once (0.07 s).
+    with fh, io.BufferedReader(fh, buffering) as buffered:
+        yield buffered  # type: ignore[misc]
 
 
 def fetch(url: PathOrURL, target: PathOrURL) -> Path:
