@@ -8,6 +8,13 @@
   home — is stopped at the end of the session, also after Ctrl-C, and SIGTERM is turned into Ctrl-C so
   it is too. The pids of tracked children are written under the session directory, so the xdist
   controller stops what a crashed worker left.
+- The suite starts well over a hundred Python processes that import Prefect and openai (`batch-openai`
+  subprocesses, Prefect servers and workers, the examples). When the environment forbids bytecode caches
+  (`PYTHONDONTWRITEBYTECODE`, as in some containers, with a venv `uv sync` installed without `.pyc`
+  files), each of them would compile Prefect from source again: ~3 CPU-seconds a process, the largest
+  single cost of the run. The tests' processes then keep their bytecode in a cache directory of their own
+  (`PYTHONPYCACHEPREFIX`, outside the repository and the venv); nothing else changes. A user's explicit
+  `PYTHONPYCACHEPREFIX` is kept as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +41,25 @@ for _key in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_API_KEY", "OPENAI_BA
     os.environ.pop(_key, None)
 os.environ["PREFECT_HOME"] = str(HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+
+def _bytecode_cache() -> None:
+    """Let the tests' Python processes reuse compiled bytecode even under PYTHONDONTWRITEBYTECODE."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "batch-openai-tests"
+    prefix = cache / f"pycache-{sys.implementation.cache_tag}"
+    try:
+        prefix.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return  # no writable cache: every process compiles, as before
+    os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)  # workers and every subprocess inherit both
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = str(prefix)  # this process too, for what it imports from now on
+
+
+_bytecode_cache()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "flows"))
 
@@ -67,10 +94,78 @@ def _clean_up(basetemp: Path | None = None) -> None:
     from flows_harness import reap
 
     reap()
+    if "batch_openai.flows.registry_store" in sys.modules:  # the registry homes' ephemeral engines
+        with contextlib.suppress(Exception):
+            sys.modules["batch_openai.flows.registry_store"].stop_servers()
     _stop_embedded_servers(HOME, *([basetemp] if basetemp else []))
     if _WORKER is None:  # the controller: also what any worker left
         _stop_recorded_pids()
         _stop_embedded_servers(ROOT)
+
+
+# Scheduling for `--dist loadfile` (the addopts): whole files per worker, as xdist does, but
+# - files that share an expensive per-process fixture form one unit, so it starts once, not on both
+#   workers: the registry home's ephemeral engine (a Prefect server of its own, ~15 CPU-seconds);
+# - the long units go first (the longest known ones in _LONG_FIRST's order, then the others by number of
+#   tests, xdist's own order), so no long file starts last while the other worker sits idle.
+_SHARED_UNITS = {
+    "tests/registry/": "tests/registry/",
+    "tests/library/test_registry_hook.py": "tests/registry/",
+}
+_LONG_FIRST = (
+    "tests/e2e/",
+    "tests/registry/",
+    "tests/examples/test_examples_run.py",
+    "tests/flows/test_flow_run.py",
+    "tests/cli/test_run_template.py",
+    "tests/cli/test_cli.py",
+    "tests/docs/test_demo_cli.py",
+    "tests/robustness/test_robust_faults.py",
+    "tests/robustness/test_robust_bad_input.py",
+    "tests/robustness/test_robust_crash_matrix.py",
+    "tests/robustness/test_robust_secrets.py",
+    "tests/flows/test_flow_reuse.py",
+    "tests/library/test_readme.py",
+)
+
+
+def _unit_of(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    for prefix, unit in _SHARED_UNITS.items():
+        if path.startswith(prefix):
+            return unit
+    return path
+
+
+def _rank(unit: str) -> int:
+    for i, prefix in enumerate(_LONG_FIRST):
+        if unit.startswith(prefix):
+            return i
+    return len(_LONG_FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` with the shared units and the long-first order above; other modes: xdist's."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SuiteScheduling(LoadFileScheduling):
+        _ordered = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit_of(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self._ordered:  # the first assignment: the queue is complete, order it once
+                self._ordered = True
+                units = sorted(self.workqueue.items(), key=lambda item: _rank(item[0]))  # stable
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
+
+    return SuiteScheduling(config, log)
 
 
 def _sigterm(signum: int, frame: object) -> None:
