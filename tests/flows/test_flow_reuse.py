@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from pathlib import Path
@@ -77,10 +78,15 @@ def test_editing_the_input_while_the_run_waits_loses_no_paid_row(
     with LocalBatchServer(step_seconds=0.3, api_key=api_key) as server:
         server.stall_finalizing(3.0)  # keep the batch busy while the input is rewritten
         result: dict = {}
+        # The thread runs in this context, so it sees `prefect_api`'s settings (context variables) and
+        # uses the session's Prefect server instead of starting an embedded one of its own.
         runner = threading.Thread(
-            target=lambda: result.update(
-                run_batch(src, out, base_url=server.base_url, poll_interval=0.05, work_dir=work)
-            )
+            target=contextvars.copy_context().run,
+            args=(
+                lambda: result.update(
+                    run_batch(src, out, base_url=server.base_url, poll_interval=0.05, work_dir=work)
+                ),
+            ),
         )
         runner.start()
         assert wait_until(lambda: len(server.client().batches.list(limit=10).data) > 0, timeout=120)
