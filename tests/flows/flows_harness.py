@@ -215,6 +215,25 @@ def shared_prefect_server() -> PrefectServer:
     return _shared
 
 
+_registry_home: Path | None = None
+
+
+def shared_registry_home() -> Path:
+    """The session's one registry home on Prefect's ephemeral engine (`BatchRegistry(path)`), started on
+    first use: the engine is a Prefect server of its own, so the registry tests and the library's registry
+    hook share one per test process (tests/conftest.py schedules them onto one worker). Stop it with
+    `batch_openai.flows.registry_store.stop_servers()`; a later call starts it again."""
+    global _registry_home
+    from batch_openai import BatchRegistry
+
+    if _registry_home is None:
+        _registry_home = Path(
+            tempfile.mkdtemp(prefix="batch-openai-registry-", dir=os.environ.get("BATCH_OPENAI_TEST_ROOT"))
+        )
+    BatchRegistry(_registry_home).delete("batch_warmup")  # starts the engine (if stopped) and the database
+    return _registry_home
+
+
 @contextmanager
 def in_process_prefect(server: PrefectServer) -> Iterator[PrefectServer]:
     """Point this process's Prefect at `server` and its PREFECT_HOME, heartbeats off, for the block."""

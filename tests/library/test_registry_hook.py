@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flows_harness import shared_registry_home
 from library_helpers import chat_builder
 
 from batch_openai import BatchJob, BatchRegistry, BatchRegistryError
@@ -18,15 +19,12 @@ from batch_openai.local import LocalBatchServer
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchRegistry]:
-    """A registry home of its own, written through the ephemeral engine (started once, the slow part)."""
-    home = tmp_path_factory.mktemp("hook-registry")
+    """A registry with a home of its own, written through the ephemeral engine: the session's registry
+    home (`shared_registry_home`, the one tests/registry uses; its engine start is the slow part)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("hook-prefect-home")))
         mp.delenv("PREFECT_API_URL", raising=False)
-        yield BatchRegistry(home)
-        from batch_openai.flows.registry_store import stop_servers
-
-        stop_servers()
+        yield BatchRegistry(shared_registry_home())
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """Fixtures for the registry tests: the registry on the ephemeral engine and on a real Prefect server.
 
 The Prefect server is the session's shared one (tests/flows/flows_harness.py), so the suite starts
-Prefect once; the ephemeral engine is started once per session for one registry home.
+Prefect once; the ephemeral engine is started once per session for one registry home
+(`shared_registry_home`, also used by the library's registry-hook tests).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
 
-from flows_harness import PrefectServer, shared_prefect_server
+from flows_harness import PrefectServer, shared_prefect_server, shared_registry_home
 
 from batch_openai import BatchRegistry
 from batch_openai.local import LocalBatchServer
@@ -27,11 +28,10 @@ def prefect_server() -> PrefectServer:
 
 
 @pytest.fixture(scope="session")
-def ephemeral_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A registry home served by Prefect's ephemeral engine (one start for the whole session)."""
-    home = tmp_path_factory.mktemp("registry-home")
-    BatchRegistry(home).delete("batch_warmup")  # starts the engine and creates the database
-    yield home
+def ephemeral_home() -> Iterator[Path]:
+    """A registry home served by Prefect's ephemeral engine (one start for the whole session, shared with
+    tests/library/test_registry_hook.py)."""
+    yield shared_registry_home()
     from batch_openai.flows.registry_store import stop_servers
 
     stop_servers()  # now, while pytest's log streams are still open
