@@ -37,8 +37,13 @@ class Stack:
     logs: Path
 
     def worker_env(self) -> dict[str, str]:
-        """What a worker (and so its flow runs) gets: the API key in the environment, never a parameter."""
-        return self.prefect.env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=self.base_url)
+        """What a worker (and so its flow runs) gets: the API key in the environment, never a parameter;
+        and a work directory of this session's, not `./.batch_openai/work` of the repository (the flow runs
+        start in the directory `prefect deploy` ran in), whose answer store would hand a later session's
+        runs their rows without a batch."""
+        return self.prefect.env(
+            OPENAI_API_KEY=KEY, OPENAI_BASE_URL=self.base_url, BATCH_OPENAI_WORK_DIR=str(self.logs / "work")
+        )
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: float = 180) -> str:
