@@ -172,6 +172,25 @@ def _sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so pytest unwinds: fixtures' finally blocks, then pytest_sessionfinish
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow-size",
+        type=float,
+        default=1.0,
+        metavar="FRACTION",
+        help="scale the sized `slow` tests (request counts, shard sizes) by FRACTION; CI runs them at 0.25",
+    )
+
+
+@pytest.fixture(scope="session")
+def slow_size(request: pytest.FixtureRequest) -> Any:
+    """`slow_size(n)`: a slow test's full size `n` scaled by --slow-size (at least 1)."""
+    fraction = float(request.config.getoption("--slow-size"))
+    if fraction <= 0:
+        raise pytest.UsageError("--slow-size must be above 0")
+    return lambda n: max(1, round(n * fraction))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Turn SIGTERM into Ctrl-C in the main thread (clean-up runs either way)."""
     with contextlib.suppress(ValueError):  # not the main thread

@@ -80,6 +80,6 @@ def test_twenty_concurrent_submitters_lose_and_mix_up_nothing():
 
 
 @pytest.mark.slow
-def test_twenty_concurrent_submitters_at_size():
+def test_twenty_concurrent_submitters_at_size(slow_size):
     with LocalBatchServer(step_seconds=0.0, shuffle_output=True) as server:
-        _run_concurrently(server, n=5_000)
+        _run_concurrently(server, n=slow_size(5_000))

@@ -146,8 +146,11 @@ def test_sigkill_at_a_step_then_rerun_pays_once_and_loses_nothing(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", list(POINTS))
-def test_crash_matrix_at_size(point: str, robust_prefect: PrefectServer, tmp_path: Path):
-    _crash_and_rerun(POINTS[point], robust_prefect, tmp_path, n=4_000, batch_size=1_000)
+def test_crash_matrix_at_size(point: str, robust_prefect: PrefectServer, tmp_path: Path, slow_size):
+    # Four shards at any --slow-size: 4,000 requests in 1,000s at full size.
+    _crash_and_rerun(
+        POINTS[point], robust_prefect, tmp_path, n=4 * slow_size(1_000), batch_size=slow_size(1_000)
+    )
 
 
 def test_kill_points_cover_every_step_of_issue_8():
