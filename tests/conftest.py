@@ -8,13 +8,9 @@
   home — is stopped at the end of the session, also after Ctrl-C, and SIGTERM is turned into Ctrl-C so
   it is too. The pids of tracked children are written under the session directory, so the xdist
   controller stops what a crashed worker left.
-- The suite starts well over a hundred Python processes that import Prefect and openai (`batch-openai`
-  subprocesses, Prefect servers and workers, the examples). When the environment forbids bytecode caches
-  (`PYTHONDONTWRITEBYTECODE`, as in some containers, with a venv `uv sync` installed without `.pyc`
-  files), each of them would compile Prefect from source again: ~3 CPU-seconds a process, the largest
-  single cost of the run. The tests' processes then keep their bytecode in a cache directory of their own
-  (`PYTHONPYCACHEPREFIX`, outside the repository and the venv); nothing else changes. A user's explicit
-  `PYTHONPYCACHEPREFIX` is kept as it is.
+- Compiled bytecode comes with the install (`[tool.uv] compile-bytecode = true` in pyproject.toml), so
+  the suite's many Prefect-importing processes never compile Prefect again, also where
+  `PYTHONDONTWRITEBYTECODE` is set, just as a user's commands never do.
 """
 
 from __future__ import annotations
@@ -42,24 +38,6 @@ for _key in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_API_KEY", "OPENAI_BA
 os.environ["PREFECT_HOME"] = str(HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
-
-def _bytecode_cache() -> None:
-    """Let the tests' Python processes reuse compiled bytecode even under PYTHONDONTWRITEBYTECODE."""
-    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
-        return
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "batch-openai-tests"
-    prefix = cache / f"pycache-{sys.implementation.cache_tag}"
-    try:
-        prefix.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:
-        return  # no writable cache: every process compiles, as before
-    os.environ.pop("PYTHONDONTWRITEBYTECODE")
-    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)  # workers and every subprocess inherit both
-    sys.dont_write_bytecode = False
-    sys.pycache_prefix = str(prefix)  # this process too, for what it imports from now on
-
-
-_bytecode_cache()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "flows"))
 
