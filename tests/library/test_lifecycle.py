@@ -34,27 +34,19 @@ def slow_server() -> Iterator[LocalBatchServer]:
         yield srv
 
 
-def _set_step(server: LocalBatchServer, seconds: float) -> None:
-    """Change the server's step through its admin API, for batches that start a step from now on."""
-    import httpx2
-
-    answer = httpx2.post(f"{server.root_url}/_local/config", json={"step_seconds": seconds}, timeout=10)
-    assert answer.status_code == 200, answer.text
-
-
 def test_submit_wait_result(client: Any, server: LocalBatchServer) -> None:
     b = chat_builder(6, prefix="life")
     seen: list[str] = []
     # The session server runs with step 0 and, under load, may move a batch on before answering the
     # create. Batches created with a 1 s step sit in `validating` for that second (the engine times the
     # step when it starts waiting), so the create's answer always says `validating`; then back to 0.
-    _set_step(server, 1.0)
+    server.set_step_seconds(1.0)
     try:
         job = b.submit(client, description="life test", metadata={"team": "evals"})
         assert job.description == "life test" and job.status == "validating" and len(job.batch_ids) == 1
         assert client.batches.retrieve(job.batch_id).status == "validating"
     finally:
-        _set_step(server, 0.0)
+        server.set_step_seconds(0.0)
     assert job.input_file_id.startswith("file")
     result = job.wait(poll_interval=0.02, on_progress=lambda batch: seen.append(batch.status))
     assert seen[-1] == "completed" and job.is_terminal and job.status == "completed"

@@ -144,3 +144,44 @@ def test_stall_in_finalizing_and_cancel_there(client: Any, server: LocalBatchSer
         server.stall_finalizing(0)
     assert done.status == "cancelled"
     assert len(read_lines(client, done.output_file_id)) == 3 and done.error_file_id is None
+
+
+def test_lifting_a_stall_ends_finalizing_at_once(client: Any, server: LocalBatchServer) -> None:
+    server.stall_finalizing(60)
+    try:
+        batch = submit(client, [chat_line(i) for i in range(2)])
+        wait(client, batch.id, until=("finalizing",))
+    finally:
+        server.stall_finalizing(0)
+    lifted = time.monotonic()
+    done = wait(client, batch.id)
+    assert done.status == "completed" and time.monotonic() - lifted < 30  # not the 60 s it entered with
+
+
+def test_a_longer_step_holds_a_batch_already_validating() -> None:
+    with LocalBatchServer(step_seconds=0.5) as srv:
+        client = srv.client(max_retries=0)
+        srv.set_step_seconds(60)
+        batch = submit(client, [chat_line(0)])
+        srv.set_step_seconds(0.05)  # the batch created under 60 s moves on with the new pace
+        assert wait(client, batch.id).status == "completed"
+
+
+def test_a_window_set_live_applies_to_new_batches_only() -> None:
+    with LocalBatchServer(step_seconds=1.0) as srv:
+        client = srv.client(max_retries=0)
+        before = submit(client, [chat_line(0)])
+        srv.set_completion_window(0.5)
+        short = submit(client, [chat_line(1)])
+        srv.set_completion_window(None)
+        assert wait(client, short.id).status == "expired"
+        assert wait(client, before.id).status == "completed"
+
+
+def test_a_refused_setting_changes_nothing(server: LocalBatchServer) -> None:
+    with pytest.raises(ValueError, match="step_seconds must be >= 0"):
+        server.set_step_seconds(-1)
+    assert server.config.step_seconds >= 0
+    with pytest.raises(ValueError, match="completion_window_seconds must be > 0"):
+        server.set_completion_window(0)
+    assert server.config.completion_window_seconds is None

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from local_helpers import chat_line, submit, wait
@@ -111,7 +110,7 @@ def test_each_batch_end_is_delivered_signed(hooked: tuple[LocalBatchServer, Any]
     if final == "cancelled":
         server.stall_finalizing(30)
     elif final == "expired":  # the window lapses only while validating or in progress: stay there
-        httpx.post(f"{server.root_url}/_local/config", json={"step_seconds": 30}).raise_for_status()
+        server.set_step_seconds(30)
     batch = submit(client, lines)
     if final == "cancelled":
         client.batches.cancel(batch.id)

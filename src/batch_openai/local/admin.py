@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -71,6 +72,7 @@ def add_admin_routes(app: FastAPI, state: ServerState) -> None:
 
 
 _TUNABLE = (
+    "completion_window_seconds",
     "stall_finalizing_seconds",
     "line_failure_rate",
     "shuffle_output",
@@ -82,13 +84,15 @@ _TUNABLE = (
 
 
 def update_config(state: ServerState, changes: dict[str, Any]) -> None:
-    """Change a live setting (stall in finalizing, line failure rate, output shuffling, step)."""
+    """Change a live setting. Phases under way follow a new step or stall at once; a new completion
+    window applies to batches created from now on (each keeps the deadline it was given)."""
     for key in changes:
         if key not in _TUNABLE:
             raise ValueError(f"unknown setting {key!r}: tunable settings are {', '.join(_TUNABLE)}")
-    for key, value in changes.items():
-        setattr(state.config, key, tuple(value) if key == "models" else value)
-    state.config.validate()
+    values = {key: tuple(value) if key == "models" else value for key, value in changes.items()}
+    dataclasses.replace(state.config, **values).validate()  # a refused change leaves nothing applied
+    for key, value in values.items():  # in place: the engine and handlers share this object
+        setattr(state.config, key, value)
     state.engine.poke_all()
 
 

@@ -140,13 +140,19 @@ class Engine:
             ev.set()
 
     async def _sleep(
-        self, rec: BatchRecord, seconds: float, *, watch_expiry: bool, watch_cancel: bool = True
+        self,
+        rec: BatchRecord,
+        until: float | Callable[[], float],
+        *,
+        watch_expiry: bool,
+        watch_cancel: bool = True,
     ) -> None:
-        """Sleep, but wake early for a cancel, a forced expiry or the window lapsing."""
-        deadline = time.time() + seconds
+        """Sleep until a wall-clock time, but wake early for a cancel, a forced expiry or the window
+        lapsing. A callable `until` is read again at every wake, so a live setting change (which
+        pokes every batch) moves the end of a phase already under way."""
         ev = self._wake[rec.id]
         while True:
-            left = deadline - time.time()
+            left = (until() if callable(until) else until) - time.time()
             if watch_expiry:
                 left = min(left, _deadline(rec) - time.time())
             if left <= 0 or (watch_cancel and self._interrupted(rec, watch_expiry)):
@@ -199,9 +205,7 @@ class Engine:
         cfg = self.config
         vf: ValidatedFile | None = None
         if rec.status == "validating":
-            await self._sleep(
-                rec, _stamp(rec, "created_at") + cfg.step_seconds - time.time(), watch_expiry=True
-            )
+            await self._sleep(rec, lambda: _stamp(rec, "created_at") + cfg.step_seconds, watch_expiry=True)
             vf = await self._validate(rec)
             if vf is None:
                 return
@@ -222,13 +226,21 @@ class Engine:
             else:
                 self._set_status(rec, "finalizing", "finalizing_at")
         if rec.status == "finalizing":
-            await self._sleep(rec, cfg.step_seconds + cfg.stall_finalizing_seconds, watch_expiry=False)
+            await self._sleep(
+                rec,
+                lambda: _stamp(rec, "finalizing_at") + cfg.step_seconds + cfg.stall_finalizing_seconds,
+                watch_expiry=False,
+            )
             if not rec.cancel_requested:
                 await self._end(rec, vf or await self._revalidate(rec), "completed")
                 return
         if rec.status == "cancelling":
-            left = _stamp(rec, "cancelling_at") + cfg.step_seconds - time.time()
-            await self._sleep(rec, left, watch_expiry=False, watch_cancel=False)
+            await self._sleep(
+                rec,
+                lambda: _stamp(rec, "cancelling_at") + cfg.step_seconds,
+                watch_expiry=False,
+                watch_cancel=False,
+            )
             await self._end(rec, vf or await self._revalidate(rec), "cancelled")
 
     def _progress_done(self, rec: BatchRecord) -> set[str]:
@@ -311,9 +323,9 @@ class Engine:
                         await self._process_async(rec, vf, prog, pending, mm)
                     else:
                         await self._process_sync(rec, vf, prog, pending, mm)
-            rest = _stamp(rec, "in_progress_at") + self.config.step_seconds - time.time()
-            if rest > 0:
-                await self._sleep(rec, rest, watch_expiry=True)
+            await self._sleep(
+                rec, lambda: _stamp(rec, "in_progress_at") + self.config.step_seconds, watch_expiry=True
+            )
         finally:
             prog.close()
 
@@ -340,7 +352,7 @@ class Engine:
                 target = t0 + step * (k + 1) / total
                 if time.monotonic() < target:
                     prog.flush()
-                    await self._sleep(rec, target - time.monotonic(), watch_expiry=True)
+                    await self._sleep(rec, time.time() + target - time.monotonic(), watch_expiry=True)
             elif (k + 1) % CHUNK == 0:
                 prog.flush()
                 await asyncio.sleep(0)

@@ -270,8 +270,17 @@ class LocalBatchServer:
         if not expire_batch(self._require(), batch_id):
             raise KeyError(batch_id)
 
+    def set_step_seconds(self, seconds: float) -> None:
+        """How long each phase lasts, from now on (phases under way are shortened or lengthened)."""
+        update_config(self._require(), {"step_seconds": float(seconds)})
+
+    def set_completion_window(self, seconds: float | None) -> None:
+        """The window of batches created from now on (None: OpenAI's 24 h)."""
+        update_config(self._require(), {"completion_window_seconds": seconds})
+
     def stall_finalizing(self, seconds: float) -> None:
-        """From now on, batches sit in `finalizing` this much longer than `step_seconds`."""
+        """From now on, batches sit in `finalizing` this much longer than `step_seconds` (also one
+        already there: lifting the stall lets it complete at once)."""
         update_config(self._require(), {"stall_finalizing_seconds": float(seconds)})
 
     def set_line_failure_rate(self, rate: float) -> None:
