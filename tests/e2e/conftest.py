@@ -68,6 +68,16 @@ def start_worker(stack: Stack, name: str) -> subprocess.Popen:
     return proc
 
 
+def runs_executed_by(logs: dict[str, str], run_ids: list[str]) -> dict[str, list[str]]:
+    """Which worker log holds each flow run's own output. A worker that lost the race for a run
+    also names its id ("Aborted submission of flow run ..."), so only the run's "View at" line,
+    printed by the process that executed it, counts."""
+    return {
+        run_id: sorted(name for name, text in logs.items() if f"/flow-run/{run_id}" in text)
+        for run_id in run_ids
+    }
+
+
 @pytest.fixture(scope="session")
 def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Prefect server + pool + `prefect deploy` + `batch-openai local serve` + one worker."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
-from conftest import KEY, Stack, _run
+from conftest import KEY, Stack, _run, runs_executed_by
 from flows_harness import VENV_BIN, stop_process, track_process, wait_until, write_requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
@@ -110,7 +110,7 @@ def test_fanout_spreads_one_job_over_two_workers_sharing_only_a_bucket(
     with get_client(sync_client=True) as client:
         assert all(client.read_flow_run(i).state.is_completed() for i in ids)
     logs = {p.stem: p.read_text() for p in tmp_path.glob("s3-worker-*.log")}
-    ran_by = {run_id: sorted(name for name, text in logs.items() if run_id in text) for run_id in ids}
+    ran_by = runs_executed_by(logs, ids)
     assert sorted(tuple(v) for v in ran_by.values()) == [("s3-worker-a",), ("s3-worker-b",)], ran_by
     for name in ("s3-worker-a", "s3-worker-b"):  # nothing of the job on either worker's own disk
         assert not any((tmp_path / name / "cwd").iterdir())

@@ -59,12 +59,25 @@ def _first_batch_running(server: LocalBatchServer) -> bool:
     return any(b.status == "in_progress" for b in server.client().batches.list(limit=5))
 
 
-def _arm_between_rounds(server: LocalBatchServer) -> None:
-    """Expire the first batch once it runs, and make round 2's create fail until the kill."""
-    assert wait_until(lambda: _first_batch_running(server), timeout=90, interval=0.02)
-    server.add_fault(route="POST /v1/batches", kind="500", times=10_000)
-    for batch in server.client().batches.list(limit=100):
-        server.expire(batch.id)
+def _round_two_create_tried(server: LocalBatchServer, work: Path) -> bool:
+    """Round 2's shards exist and a create beyond round 1's one per shard was tried."""
+    made = len(list(work.glob("*/round-1/shards/*.jsonl")))
+    return any(work.glob("*/round-2/shards/*.jsonl")) and _calls(server, "POST /v1/batches") > made
+
+
+def _arm_between_rounds(server: LocalBatchServer, shards: int) -> None:
+    """Round 1's batches lapse half-way through their lines, on the server's own clock (validating
+    3 s, answering 3 s, a 4.5 s window), and every create after round 1's fails until the kill."""
+    server.set_completion_window(HOLD_SECONDS * 1.5)
+    server.add_fault(route="POST /v1/batches", kind="500", nth=shards + 1, times=10_000)
+
+
+def _resume_between_rounds(server: LocalBatchServer) -> None:
+    server.set_completion_window(None)
+    server.set_step_seconds(0.4)
+
+
+HOLD_SECONDS = 3.0
 
 
 POINTS = {
@@ -97,9 +110,10 @@ POINTS = {
     ),
     "between-rounds": KillPoint(
         "between-rounds",
-        0.4,
-        _no_fault,
-        lambda s, work: _calls(s, "POST /v1/batches") >= 3,  # 2 shards made in round 1, then round 2's try
+        HOLD_SECONDS,
+        _no_fault,  # armed with the shard count, below
+        _round_two_create_tried,
+        before_kill_check=lambda s: any(b.status == "expired" for b in all_batches(s.client())),
         rounds=2,
     ),
 }
@@ -117,7 +131,7 @@ def _crash_and_rerun(
         client = server.client()
         proc = start_run(server.base_url, prefect, src, out, KEY, *size)
         if point.name == "between-rounds":
-            _arm_between_rounds(server)
+            _arm_between_rounds(server, shards)
         else:
             point.arm(server)
         hit = wait_until(lambda: point.moment(server, work) or proc.poll() is not None, 120, 0.002)
@@ -126,6 +140,8 @@ def _crash_and_rerun(
         assert point.before_kill_check(server), f"the kill landed after {point.name}"
         assert not out.exists()
         server.clear_faults()
+        if point.name == "between-rounds":
+            _resume_between_rounds(server)
         run_to_end(server.base_url, prefect, src, out, KEY, *size)
         batches = assert_no_duplicate_batches(client)
         shard_files = sorted(work.glob("*/round-*/shards/*.jsonl"))  # one batch per shard and round
