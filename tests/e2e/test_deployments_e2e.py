@@ -84,6 +84,7 @@ def _collector_runs(client, deployment_id) -> list:
     )
 
 
+@pytest.mark.slow  # three flow-run processes on the worker, ~40 s
 def test_suspended_run_is_resumed_on_events_without_a_schedule_or_a_second_batch(
     prefect_client_settings: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

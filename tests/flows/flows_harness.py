@@ -97,7 +97,6 @@ class PrefectServer:
             PREFECT_API_URL=self.api_url,
             PREFECT_HOME=str(self.home),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
             PREFECT_RUNNER_POLL_FREQUENCY="2",
             PREFECT_WORKER_QUERY_SECONDS="2",
             PREFECT_WORKER_PREFETCH_SECONDS="2",

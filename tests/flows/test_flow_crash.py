@@ -191,7 +191,6 @@ def test_cli_runs_on_ephemeral_prefect_by_default(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect-home"),
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
         OPENAI_API_KEY=KEY,
     )
     with LocalBatchServer(step_seconds=0.05, api_key=KEY) as server:

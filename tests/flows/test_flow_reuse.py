@@ -91,8 +91,8 @@ def test_editing_the_input_while_the_run_waits_loses_no_paid_row(
         runner.start()
         assert wait_until(lambda: len(server.client().batches.list(limit=10).data) > 0, timeout=120)
         write_requests(src, 15, prefix="other-")  # the input is replaced mid-run
+        server.stall_finalizing(0)  # replaced: the batch may finish now
         runner.join(timeout=240)
-        server.stall_finalizing(0)
     rows = read_rows(out)
     assert [r["custom_id"] for r in rows] == original_ids  # the rows of what was submitted, all of them
     assert {r["outcome"] for r in rows} == {"succeeded"} and result["total"] == 30

@@ -303,15 +303,24 @@ print("REGISTRY-OK")
 """
 
 
-def test_registry_sample(readme_env: LocalBatchServer, tmp_path: Path) -> None:
-    """Run in a fresh interpreter: the registry starts Prefect, which must see its own PREFECT_HOME."""
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-        "HOME": str(tmp_path),
-    }
-    env.pop("PREFECT_API_URL", None)
+@pytest.mark.parametrize(
+    "prefect",
+    ["a running Prefect server", pytest.param("the embedded default, first use", marks=pytest.mark.slow)],
+)
+def test_registry_sample(readme_env: LocalBatchServer, tmp_path: Path, prefect: str) -> None:
+    """Run in a fresh interpreter, as a user's script: against the Prefect server a user runs (here the
+    session's), or with nothing set, where the registry starts batch-openai's own server in a new
+    PREFECT_HOME (the slow case: it pays Prefect's first start and database migration, as the demo's
+    test does in the default run)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["HOME"] = str(tmp_path)
+    if prefect == "a running Prefect server":
+        from flows_harness import shared_prefect_server
+
+        server = shared_prefect_server()
+        env.update(PREFECT_API_URL=server.api_url, PREFECT_HOME=str(server.home))
+    else:
+        env["PREFECT_HOME"] = str(tmp_path / "prefect")
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(REGISTRY_SAMPLE)],
         env=env,

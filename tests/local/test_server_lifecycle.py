@@ -168,10 +168,10 @@ def test_a_longer_step_holds_a_batch_already_validating() -> None:
 
 
 def test_a_window_set_live_applies_to_new_batches_only() -> None:
-    with LocalBatchServer(step_seconds=1.0) as srv:
+    with LocalBatchServer(step_seconds=0.3) as srv:
         client = srv.client(max_retries=0)
         before = submit(client, [chat_line(0)])
-        srv.set_completion_window(0.5)
+        srv.set_completion_window(0.1)
         short = submit(client, [chat_line(1)])
         srv.set_completion_window(None)
         assert wait(client, short.id).status == "expired"

@@ -2,8 +2,8 @@
 
 After the rerun, at every kill point: no two batches on the server for the same content (read back
 through `batches.list`), one batch per shard (and round), and every input exactly one output row.
-`tests/flows/test_flow_crash.py` covers some of these points with its own checks; here the gaps
-(during build, right after create) always run, and the whole matrix runs at size behind `slow`.
+`tests/flows/test_flow_crash.py` covers mid-wait with its own checks in the default run; here the point
+it leaves (right after create) always runs, and the whole matrix runs at size behind `slow`.
 """
 
 from __future__ import annotations
@@ -153,11 +153,12 @@ def _crash_and_rerun(
         assert 2 in {r["round"] for r in rows}  # expired lines were made again in round 2
 
 
-@pytest.mark.parametrize("point", ["build", "after-create"])
-def test_sigkill_at_a_step_then_rerun_pays_once_and_loses_nothing(
-    point: str, robust_prefect: PrefectServer, tmp_path: Path
+def test_sigkill_right_after_create_then_rerun_pays_once_and_loses_nothing(
+    robust_prefect: PrefectServer, tmp_path: Path
 ):
-    _crash_and_rerun(POINTS[point], robust_prefect, tmp_path, n=40, batch_size=20)
+    # The hardest point (the batch exists, its record is not kept yet) in the default run; every point,
+    # this one included, runs at size behind `slow`.
+    _crash_and_rerun(POINTS["after-create"], robust_prefect, tmp_path, n=40, batch_size=20)
 
 
 @pytest.mark.slow
