@@ -90,20 +90,25 @@ _SHARED_UNITS = {
     "tests/registry/": "tests/registry/",
     "tests/library/test_registry_hook.py": "tests/registry/",
 }
-_LONG_FIRST = (
-    "tests/e2e/",
+_LONG_FIRST = (  # by their time in the default run (clean clone, 2 cores), longest first
     "tests/registry/",
-    "tests/examples/test_examples_run.py",
-    "tests/flows/test_flow_run.py",
-    "tests/cli/test_run_template.py",
     "tests/cli/test_cli.py",
-    "tests/docs/test_demo_cli.py",
+    "tests/flows/test_flow_run.py",
     "tests/robustness/test_robust_faults.py",
+    "tests/examples/test_examples_run.py",
+    "tests/e2e/",
+    "tests/storage/test_storage_flow.py",
+    "tests/docs/test_demo_cli.py",
+    "tests/cli/test_run_template.py",
+    "tests/flows/test_flow_story.py",
+    "tests/robustness/test_robust_secrets.py",
     "tests/robustness/test_robust_bad_input.py",
     "tests/robustness/test_robust_crash_matrix.py",
-    "tests/robustness/test_robust_secrets.py",
+    "tests/local/test_server_lifecycle.py",
+    "tests/flows/test_flow_crash.py",
+    "tests/local/test_restart.py",
+    "tests/library/test_lifecycle.py",
     "tests/flows/test_flow_reuse.py",
-    "tests/library/test_readme.py",
 )
 
 
