@@ -205,7 +205,8 @@ class Engine:
         cfg = self.config
         vf: ValidatedFile | None = None
         if rec.status == "validating":
-            await self._sleep(rec, lambda: _stamp(rec, "created_at") + cfg.step_seconds, watch_expiry=True)
+            created = _stamp(rec, "created_at")
+            await self._sleep(rec, lambda: created + cfg.step_seconds, watch_expiry=True)
             vf = await self._validate(rec)
             if vf is None:
                 return
@@ -226,21 +227,16 @@ class Engine:
             else:
                 self._set_status(rec, "finalizing", "finalizing_at")
         if rec.status == "finalizing":
+            entered = _stamp(rec, "finalizing_at")
             await self._sleep(
-                rec,
-                lambda: _stamp(rec, "finalizing_at") + cfg.step_seconds + cfg.stall_finalizing_seconds,
-                watch_expiry=False,
+                rec, lambda: entered + cfg.step_seconds + cfg.stall_finalizing_seconds, watch_expiry=False
             )
             if not rec.cancel_requested:
                 await self._end(rec, vf or await self._revalidate(rec), "completed")
                 return
         if rec.status == "cancelling":
-            await self._sleep(
-                rec,
-                lambda: _stamp(rec, "cancelling_at") + cfg.step_seconds,
-                watch_expiry=False,
-                watch_cancel=False,
-            )
+            entered = _stamp(rec, "cancelling_at")
+            await self._sleep(rec, lambda: entered + cfg.step_seconds, watch_expiry=False, watch_cancel=False)
             await self._end(rec, vf or await self._revalidate(rec), "cancelled")
 
     def _progress_done(self, rec: BatchRecord) -> set[str]:
@@ -323,9 +319,8 @@ class Engine:
                         await self._process_async(rec, vf, prog, pending, mm)
                     else:
                         await self._process_sync(rec, vf, prog, pending, mm)
-            await self._sleep(
-                rec, lambda: _stamp(rec, "in_progress_at") + self.config.step_seconds, watch_expiry=True
-            )
+            entered = _stamp(rec, "in_progress_at")
+            await self._sleep(rec, lambda: entered + self.config.step_seconds, watch_expiry=True)
         finally:
             prog.close()
 
