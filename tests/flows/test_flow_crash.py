@@ -66,6 +66,7 @@ def _assert_complete(out: Path, n: int) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow  # the default run keeps the crash right after create (test_robust_crash_matrix.py)
 def test_sigkill_mid_wait_then_rerun_reattaches(prefect_server: PrefectServer, tmp_path: Path):
     src = write_requests(tmp_path / "in.jsonl", 12)
     out = tmp_path / "out.jsonl"

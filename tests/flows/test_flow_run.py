@@ -58,25 +58,21 @@ def test_summary_artifact_holds_counts_tokens_and_cost(prefect_api, api_key, tmp
 def test_expired_lines_get_a_second_round_and_finished_lines_are_kept(prefect_api, api_key, tmp_path: Path):
     src = write_requests(tmp_path / "in.jsonl", 40, prefix="exp")
     out = tmp_path / "out.jsonl"
-    with LocalBatchServer(step_seconds=0.3, api_key=api_key, seed=3) as server:
+    # Round 1's batch lapses half-way through its lines on the server's own clock (a 1.5 s window over a
+    # 1 s step), however busy the machine; round 2's batch, made after that, gets the usual 24 h.
+    with LocalBatchServer(step_seconds=1.0, api_key=api_key, seed=3, completion_window_seconds=1.5) as server:
         expired: list[str] = []
 
-        def expire_first_batch_midway() -> None:
+        def full_window_after_the_first_batch() -> None:
             client = server.client()
+            if wait_until(lambda: bool(client.batches.list(limit=1).data), timeout=60, interval=0.02):
+                server.set_completion_window(None)
+                expired.append(client.batches.list(limit=1).data[0].id)
 
-            def in_progress() -> bool:
-                batches = list(client.batches.list(limit=10))
-                return bool(batches) and batches[-1].status == "in_progress"
-
-            if wait_until(in_progress, timeout=30, interval=0.02):
-                batch = list(client.batches.list(limit=10))[-1]
-                server.expire(batch.id)
-                expired.append(batch.id)
-
-        killer = threading.Thread(target=expire_first_batch_midway)
-        killer.start()
+        watcher = threading.Thread(target=full_window_after_the_first_batch)
+        watcher.start()
         summary = run_batch(src, out, base_url=server.base_url, poll_interval=0.1, max_rounds=2)
-        killer.join()
+        watcher.join()
         rows = read_rows(out)
     assert expired, "the test could not expire the batch"
     assert summary["rounds"] == 2 and len(summary["batch_ids"]) == 2

@@ -2,8 +2,8 @@
 
 After the rerun, at every kill point: no two batches on the server for the same content (read back
 through `batches.list`), one batch per shard (and round), and every input exactly one output row.
-`tests/flows/test_flow_crash.py` covers mid-wait with its own checks in the default run; here the point
-it leaves (right after create) always runs, and the whole matrix runs at size behind `slow`.
+`tests/flows/test_flow_crash.py` covers other points with its own checks (behind `slow`); here the hardest
+point (right after create) always runs, and the whole matrix runs at size behind `slow`.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_sigkill_right_after_create_then_rerun_pays_once_and_loses_nothing(
     robust_prefect: PrefectServer, tmp_path: Path
 ):
     # The hardest point (the batch exists, its record is not kept yet) in the default run; every point,
-    # this one included, runs at size behind `slow`.
+    # this one included, runs at size behind `slow`, and test_flow_crash.py's own points there too.
     _crash_and_rerun(POINTS["after-create"], robust_prefect, tmp_path, n=40, batch_size=20)
 
 
