@@ -15,7 +15,7 @@ from conftest import KEY, Stack, _run, runs_executed_by
 from flows_harness import VENV_BIN, stop_process, track_process, wait_until, write_requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
-from moto_harness import start_moto
+from moto_harness import forget_s3_clients, start_moto
 
 pytestmark = pytest.mark.e2e
 POOL = "batch-openai-s3"
@@ -69,6 +69,7 @@ def test_fanout_spreads_one_job_over_two_workers_sharing_only_a_bucket(
 
     stack = prefect_client_settings
     moto = start_moto(tmp_path)
+    forget_s3_clients()  # this process's S3 clients point at this test's moto only
     workers: list[subprocess.Popen] = []
     try:
         bucket = f"s3://{moto.new_bucket()}"
@@ -101,9 +102,12 @@ def test_fanout_spreads_one_job_over_two_workers_sharing_only_a_bucket(
     finally:
         for proc in workers:
             stop_process(proc, grace=15)
-    with fsspec.open(f"{bucket}/out.jsonl", "rb") as fh:
-        rows = [json.loads(line) for line in fh.read().splitlines()]
-    moto.stop()
+    try:
+        with fsspec.open(f"{bucket}/out.jsonl", "rb") as fh:
+            rows = [json.loads(line) for line in fh.read().splitlines()]
+    finally:
+        moto.stop()
+        forget_s3_clients()
     assert [r["custom_id"] for r in rows] == [f"fan-s3{i}" for i in range(8)]
     assert {r["outcome"] for r in rows} == {"succeeded"}
     ids = summary["flow_run_ids"]

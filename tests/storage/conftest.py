@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from flows_harness import PrefectServer, in_process_prefect, shared_prefect_server
-from moto_harness import MotoServer, start_moto
+from moto_harness import MotoServer, forget_s3_clients, start_moto
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +23,16 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
 
 
 @pytest.fixture
-def s3(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def s3(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """`s3://<fresh bucket>`, with this process's S3 credentials and endpoint in the environment (where
     a user's would be), and a staging directory of this test's own."""
+    forget_s3_clients()  # made by an earlier test, perhaps for another endpoint
     for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("BATCH_OPENAI_STAGING_DIR", str(tmp_path / "staging"))
     monkeypatch.chdir(tmp_path)
-    return f"s3://{moto.new_bucket()}"
+    yield f"s3://{moto.new_bucket()}"
+    forget_s3_clients()
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,14 @@ class MotoServer:
         stop_process(self.process)
 
 
+def forget_s3_clients() -> None:
+    """Drop the S3 clients fsspec keeps per process: each was made for the endpoint and key in the
+    environment at the time, and a test that points S3 elsewhere (another moto) must not reuse one."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
 def start_moto(log_dir: Path) -> MotoServer:
     """Start moto's server on a free port and wait until it answers."""
     port = free_port()

@@ -13,6 +13,7 @@ from typing import Any
 import fsspec
 import pytest
 from flows_harness import count_batches, write_requests
+from moto_harness import forget_s3_clients
 from pydantic import BaseModel
 
 from batch_openai.flows import batch_run_flow, run_batch
@@ -189,8 +190,6 @@ def _objects_with(options: dict[str, Any], prefix: str) -> list[str]:
 def test_a_missing_object_bucket_or_credential_fails_in_one_line_before_any_upload(
     prefect_api, api_key, s3, tmp_path: Path, monkeypatch, where: str, needle: str
 ):
-    import s3fs
-
     src = _upload(write_requests(tmp_path / "in.jsonl", 2, prefix="miss"), f"{s3}/in.jsonl")
     input_path = f"{s3}/absent.jsonl" if where == "input" else src
     output_path = "s3://no-such-bucket-here/out.jsonl" if where == "output" else f"{s3}/out.jsonl"
@@ -200,7 +199,7 @@ def test_a_missing_object_bucket_or_credential_fails_in_one_line_before_any_uplo
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
         monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-        s3fs.S3FileSystem.clear_instance_cache()  # a client made earlier holds the old key
+        forget_s3_clients()  # a client made earlier holds the old key
     try:
         with LocalBatchServer(step_seconds=0.0, api_key=api_key) as server:
             state = batch_run_flow(
@@ -208,7 +207,7 @@ def test_a_missing_object_bucket_or_credential_fails_in_one_line_before_any_uplo
             )
             assert server.stats().get("POST /v1/files", 0) == 0
     finally:
-        s3fs.S3FileSystem.clear_instance_cache()
+        forget_s3_clients()
     assert state.is_failed() and "\n" not in (state.message or "") and needle in state.message, state.message
 
 
