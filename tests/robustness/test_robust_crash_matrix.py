@@ -33,14 +33,16 @@ CONTENT = "GET /v1/files/{file_id}/content"
 
 @dataclass(frozen=True)
 class KillPoint:
-    """Where to kill: server settings, faults to arm, and the moment (polled in this process)."""
+    """Where to kill: server settings, faults to arm (given the shard count), the moment (polled in this
+    process), and what the server gets back before the rerun (faults are always cleared)."""
 
     name: str
     step_seconds: float
-    arm: Callable[[LocalBatchServer], None]
+    arm: Callable[[LocalBatchServer, int], None]
     moment: Callable[[LocalBatchServer, Path], bool]
     before_kill_check: Callable[[LocalBatchServer], bool] = lambda s: True
     rounds: int = 1
+    resume: Callable[[LocalBatchServer], None] = lambda s: None
 
 
 def _calls(server: LocalBatchServer, route: str) -> int:
@@ -51,7 +53,7 @@ def _shards_dir_exists(work: Path) -> bool:
     return any(work.glob("*/round-1/shards"))
 
 
-def _no_fault(server: LocalBatchServer) -> None:
+def _no_fault(server: LocalBatchServer, shards: int) -> None:
     pass
 
 
@@ -91,7 +93,7 @@ POINTS = {
     "after-upload": KillPoint(
         "after-upload",
         0.1,
-        lambda s: s.add_fault(route="POST /v1/batches", kind="drop", times=10_000),
+        lambda s, shards: s.add_fault(route="POST /v1/batches", kind="drop", times=10_000),
         lambda s, work: _calls(s, "POST /v1/batches") >= 1,
         before_kill_check=lambda s: all_batches(s.client()) == [],
     ),
@@ -105,16 +107,17 @@ POINTS = {
     "mid-collect": KillPoint(
         "mid-collect",
         0.1,
-        lambda s: s.add_fault(route=CONTENT, kind="500", times=10_000),
+        lambda s, shards: s.add_fault(route=CONTENT, kind="500", times=10_000),
         lambda s, work: _calls(s, CONTENT) >= 1,
     ),
     "between-rounds": KillPoint(
         "between-rounds",
         HOLD_SECONDS,
-        _no_fault,  # armed with the shard count, below
+        _arm_between_rounds,
         _round_two_create_tried,
         before_kill_check=lambda s: any(b.status == "expired" for b in all_batches(s.client())),
         rounds=2,
+        resume=_resume_between_rounds,
     ),
 }
 
@@ -130,18 +133,14 @@ def _crash_and_rerun(
     with LocalBatchServer(step_seconds=point.step_seconds, api_key=KEY) as server:
         client = server.client()
         proc = start_run(server.base_url, prefect, src, out, KEY, *size)
-        if point.name == "between-rounds":
-            _arm_between_rounds(server, shards)
-        else:
-            point.arm(server)
+        point.arm(server, shards)
         hit = wait_until(lambda: point.moment(server, work) or proc.poll() is not None, 120, 0.002)
         assert hit and proc.poll() is None, f"the run ended before {point.name}: {last_log(tmp_path)}"
         sigkill(proc)
         assert point.before_kill_check(server), f"the kill landed after {point.name}"
         assert not out.exists()
         server.clear_faults()
-        if point.name == "between-rounds":
-            _resume_between_rounds(server)
+        point.resume(server)
         run_to_end(server.base_url, prefect, src, out, KEY, *size)
         batches = assert_no_duplicate_batches(client)
         shard_files = sorted(work.glob("*/round-*/shards/*.jsonl"))  # one batch per shard and round
