@@ -108,3 +108,21 @@ def test_missing_key_is_a_clear_error_before_anything_is_uploaded(
         with pytest.raises(MissingAPIKeyError, match="OPENAI_API_KEY"):
             run_batch(src, tmp_path / "o.jsonl", base_url=server.base_url, poll_interval=0.05, max_rounds=1)
         assert server.stats().get("POST /v1/files", 0) == 0
+
+
+def test_one_client_per_process_base_url_and_key_and_the_key_is_not_kept(monkeypatch: pytest.MonkeyPatch):
+    from batch_openai.flows import client as client_module
+
+    canary = "sk-canary-client-cache-6a1f"
+    monkeypatch.setattr(client_module, "_clients", type(client_module._clients)())
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    first = client_module.build_client("http://127.0.0.1:9/v1")
+    assert client_module.build_client("http://127.0.0.1:9/v1") is first  # shared by the process's tasks
+    assert client_module.build_client("http://127.0.0.1:10/v1") is not first  # another base URL
+    monkeypatch.setenv("OPENAI_API_KEY", canary + "-rotated")
+    rotated = client_module.build_client("http://127.0.0.1:9/v1")
+    assert rotated is not first and rotated.api_key == canary + "-rotated"  # a new key: a new client
+    assert canary not in repr(list(client_module._clients))  # only digests of keys are kept
+    for i in range(20):
+        client_module.build_client(f"http://127.0.0.1:{100 + i}/v1")
+    assert len(client_module._clients) == client_module._CLIENTS_KEPT  # bounded
