@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from prefect import flow, tags, task
+from prefect import flow, task
 from prefect.logging import get_run_logger
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field
@@ -596,8 +596,9 @@ def batch_run_flow(
             "reused": reused,
             "store": str(root / STORE_NAME) if reuse else None,
         }
-        with tags(*run_tags):
-            summary = _run_rounds(shards, native, run_dir, out, opts, params)
+        # The tags go on the flow run only: a tagged task run asks the server for tag concurrency slots
+        # at every start, and that sometimes holds the start for ~2 s (benchmarks/bench_run_overhead.py).
+        summary = _run_rounds(shards, native, run_dir, out, opts, params)
     except Exception as exc:
         board.fail(_one_line(exc))
         drop_board(run_id)
