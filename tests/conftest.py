@@ -68,9 +68,23 @@ def _stop_recorded_pids() -> None:
         entry.unlink(missing_ok=True)
 
 
+def _send_pending_prefect_logs() -> None:
+    """Send the logs and events this process still queues for the Prefect API, before its servers stop:
+    queued after, Prefect retries them against a closed port for about a minute when the process exits."""
+    if "prefect.logging.handlers" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            service.drain_all(timeout=5)
+
+
 def _clean_up(basetemp: Path | None = None) -> None:
     from flows_harness import reap
 
+    _send_pending_prefect_logs()
     reap()
     if "batch_openai.flows.registry_store" in sys.modules:  # the registry homes' ephemeral engines
         with contextlib.suppress(Exception):
