@@ -92,6 +92,13 @@ def stop_servers() -> None:
         server.stop()
 
 
+def _unchanged(new: dict[str, Any], stored: Any) -> bool:
+    """Whether a record's new value equals the stored one in everything but `updated_at`."""
+    if not isinstance(stored, dict):
+        return False
+    return {**new, "updated_at": None} == {**stored, "updated_at": None}
+
+
 class ApiStore:
     """Read, write and delete records as Prefect Variables through the Prefect client."""
 
@@ -213,6 +220,10 @@ class ApiStore:
         name, value = existing
         old = decode_record(value)
         merged = merge_records(old, record, force_status=force_status)
+        if _unchanged(encode_record(merged), value):
+            # Nothing new but the time: no write. A busy server may answer a write 503 (SQLite locked),
+            # and Prefect's client retries it after ~2 s; a run observes the same state several times.
+            return old
         client.update_variable(
             VariableUpdate(name=name, value=encode_record(merged), tags=record_tags(merged))
         )
