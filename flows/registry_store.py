@@ -220,13 +220,12 @@ class ApiStore:
         name, value = existing
         old = decode_record(value)
         merged = merge_records(old, record, force_status=force_status)
-        if _unchanged(encode_record(merged), value):
+        new_value = encode_record(merged)
+        if _unchanged(new_value, value):
             # Nothing new but the time: no write. A busy server may answer a write 503 (SQLite locked),
             # and Prefect's client retries it after ~2 s; a run observes the same state several times.
             return old
-        client.update_variable(
-            VariableUpdate(name=name, value=encode_record(merged), tags=record_tags(merged))
-        )
+        client.update_variable(VariableUpdate(name=name, value=new_value, tags=record_tags(merged)))
         return merged
 
     def delete(self, batch_id: str) -> bool:
