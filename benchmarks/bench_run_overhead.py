@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections import OrderedDict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from local_bench_util import chat_jsonl
 
 HOME = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
 os.environ["PREFECT_HOME"] = str(HOME)  # before Prefect is imported: a home of its own
@@ -55,16 +59,6 @@ def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def write_job(path: Path, n: int, tag: str) -> Path:
-    """`n` chat requests whose content is new for every run (so nothing is reused)."""
-    with path.open("w") as fh:
-        for i in range(n):
-            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{tag} item {i}"}]}
-            line = {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
-            fh.write(json.dumps(line) + "\n")
-    return path
 
 
 def main() -> None:
@@ -102,7 +96,8 @@ def main() -> None:
         with LocalBatchServer(step_seconds=0.1) as batch_server:
 
             def one(i: int, way: str) -> None:
-                src = write_job(work / f"in{i}.jsonl", args.requests, f"run {i} {time.time()}")
+                src = work / f"in{i}.jsonl"
+                src.write_bytes(chat_jsonl(args.requests, tag=f" (run {i} {time.time()})"))
                 fresh = way in ("fresh clients", "before")
                 client_module._clients = Forgetful() if fresh else shared_cache
                 tagged = tags(*RUN_TAGS) if way in ("tagged tasks", "before") else contextlib.nullcontext()

@@ -38,8 +38,8 @@ def serve_args(*flags: str) -> list[str]:
     return [sys.executable, "-c", code, "local", "serve", "--port", "0", *flags]
 
 
-def chat_jsonl(n: int, model: str = "gpt-4o-mini") -> bytes:
-    """`n` chat-completion batch lines."""
+def chat_jsonl(n: int, model: str = "gpt-4o-mini", tag: str = "") -> bytes:
+    """`n` chat-completion batch lines (a `tag` makes their content new, so nothing is reused)."""
     buf = io.BytesIO()
     for i in range(n):
         line = {
@@ -48,7 +48,9 @@ def chat_jsonl(n: int, model: str = "gpt-4o-mini") -> bytes:
             "url": "/v1/chat/completions",
             "body": {
                 "model": model,
-                "messages": [{"role": "user", "content": f"Summarise document number {i} in one sentence."}],
+                "messages": [
+                    {"role": "user", "content": f"Summarise document number {i} in one sentence.{tag}"}
+                ],
                 "max_tokens": 60,
             },
         }
